@@ -1,0 +1,114 @@
+"""The process-wide tracer and the one-line helpers built on it.
+
+``configure()`` is optional: the first span creates a tracer that exports to
+``$AGENTLIGHTNING_ENDPOINT`` (default 127.0.0.1:4747), spooling locally if no server answers.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import threading
+from typing import Any, Callable, Iterator, Optional, TypeVar
+
+from agentlightning.core import context as ctx
+from agentlightning.core.exporter import ExporterConfig, ExporterStats, SpanExporter
+from agentlightning.core.tracer import ActiveSpan, SpanSink, Tracer
+from agentlightning.v1 import spans_pb2
+
+_lock = threading.Lock()
+_tracer: Optional[Tracer] = None
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def configure(endpoint: Optional[str] = None, *, sink: Optional[SpanSink] = None, **exporter_settings: Any) -> Tracer:
+    """Set the process-wide tracer: export to ``endpoint`` (or use ``sink``, e.g. a MemorySink)."""
+    global _tracer
+    with _lock:
+        old = _tracer
+        if sink is None:
+            settings = dict(exporter_settings)
+            if endpoint:
+                settings["endpoint"] = endpoint
+            sink = SpanExporter(ExporterConfig.from_env(**settings))
+        _tracer = Tracer(sink)
+    if old is not None and isinstance(old.sink, SpanExporter) and old.sink is not sink:
+        old.sink.close()
+    return _tracer
+
+
+def get_tracer() -> Tracer:
+    global _tracer
+    if _tracer is None:
+        with _lock:
+            if _tracer is None:
+                _tracer = Tracer(SpanExporter(ExporterConfig.from_env()))
+    return _tracer
+
+
+def flush(timeout_s: float = 30.0) -> bool:
+    """Wait until every finished span is acked by the server or safely spooled."""
+    sink = get_tracer().sink
+    return sink.flush(timeout_s) if isinstance(sink, SpanExporter) else True
+
+
+def shutdown(timeout_s: float = 10.0) -> None:
+    global _tracer
+    with _lock:
+        tracer, _tracer = _tracer, None
+    if tracer is not None and isinstance(tracer.sink, SpanExporter):
+        tracer.sink.close(timeout_s)
+
+
+def exporter_stats() -> Optional[ExporterStats]:
+    sink = get_tracer().sink
+    return sink.stats() if isinstance(sink, SpanExporter) else None
+
+
+@contextlib.contextmanager
+def rollout(rollout_id: Optional[str] = None, attempt_id: Optional[str] = None, *, group_id: str = "",
+            name: str = "rollout", agent_name: str = "", final_reward: Optional[float] = None
+            ) -> Iterator[ctx.RolloutContext]:
+    """Run a block as one rollout: every span inside carries its ids, under one root AGENT span."""
+    context = ctx.new_rollout_context(rollout_id, attempt_id, group_id)
+    with ctx.use_rollout(context):
+        with get_tracer().span(name, spans_pb2.SPAN_KIND_AGENT, agent_name=agent_name):
+            yield context
+            if final_reward is not None:
+                emit_reward(final_reward, name="final")
+
+
+def span(name: str, kind: int = spans_pb2.SPAN_KIND_OTHER, **kwargs: Any) -> contextlib.AbstractContextManager[ActiveSpan]:
+    return get_tracer().span(name, kind, **kwargs)
+
+
+def emit_reward(value: float, name: str = "reward", **kwargs: Any) -> bool:
+    """Record a reward for the current rollout (several names = several dimensions)."""
+    return get_tracer().emit_reward(value, name, **kwargs)
+
+
+def reward(func: Optional[F] = None, *, name: str = "reward") -> Any:
+    """Decorator: emit the function's return value (a number) as a reward, and return it unchanged."""
+
+    def wrap(fn: F) -> F:
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                value = await fn(*args, **kwargs)
+                if value is not None:
+                    emit_reward(value, name=name)
+                return value
+
+            return async_wrapper  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            value = fn(*args, **kwargs)
+            if value is not None:
+                emit_reward(value, name=name)
+            return value
+
+        return wrapper  # type: ignore[return-value]
+
+    return wrap(func) if func is not None else wrap

@@ -1,0 +1,352 @@
+"""Background span exporter: bounded queue -> batched gRPC Export -> spool on failure -> replay.
+
+The agent's thread only serializes a span and appends it to an in-memory queue (bounded by bytes).
+A daemon thread batches, sends, and on any transport failure writes the batch to the local spool,
+backs off, and replays the spool once the server answers again. Nothing is dropped silently:
+``stats()`` counts every span by fate, and drops are logged (rate-limited) with their reason.
+"""
+from __future__ import annotations
+
+import atexit
+import collections
+import logging
+import os
+import threading
+import time
+import weakref
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import grpc
+
+from agentlightning.core.spool import Spool
+from agentlightning.core.wire import frame_span
+from agentlightning.v1 import spans_pb2, traces_pb2
+
+logger = logging.getLogger("agentlightning.exporter")
+
+DEFAULT_ENDPOINT = "127.0.0.1:4747"
+EXPORT_METHOD = "/agentlightning.v1.TraceService/Export"
+# Failures worth retrying later: the batch itself may be fine.
+RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.CANCELLED,
+    grpc.StatusCode.UNAUTHENTICATED,  # keep the data until the token is fixed
+    grpc.StatusCode.PERMISSION_DENIED,
+}
+
+
+def default_spool_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "agentlightning" / "spool"
+
+
+@dataclass
+class ExporterConfig:
+    endpoint: str = DEFAULT_ENDPOINT
+    token: Optional[str] = None
+    max_queue_bytes: int = 32 * 1024 * 1024
+    max_batch_spans: int = 512
+    max_batch_bytes: int = 4 * 1024 * 1024
+    flush_interval_s: float = 0.2
+    rpc_timeout_s: float = 10.0
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 5.0
+    spool_dir: Optional[str] = None
+    spool_max_bytes: int = 1024 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, **overrides) -> "ExporterConfig":
+        env = os.environ
+        config = cls(
+            endpoint=env.get("AGENTLIGHTNING_ENDPOINT", DEFAULT_ENDPOINT),
+            token=env.get("AGENTLIGHTNING_TOKEN") or None,
+            spool_dir=env.get("AGENTLIGHTNING_SPOOL_DIR") or None,
+        )
+        if "AGENTLIGHTNING_MAX_QUEUE_BYTES" in env:
+            config.max_queue_bytes = int(env["AGENTLIGHTNING_MAX_QUEUE_BYTES"])
+        if "AGENTLIGHTNING_SPOOL_MAX_BYTES" in env:
+            config.spool_max_bytes = int(env["AGENTLIGHTNING_SPOOL_MAX_BYTES"])
+        for key, value in overrides.items():
+            if not hasattr(config, key):
+                raise TypeError(f"unknown exporter setting {key!r}")
+            setattr(config, key, value)
+        return config
+
+
+@dataclass
+class ExporterStats:
+    """What happened to every span handed to the exporter."""
+
+    submitted: int = 0
+    sent: int = 0        # spans put on the wire (including retries)
+    acked: int = 0       # accepted or already stored: durable on the server
+    duplicates: int = 0  # subset of acked: the server had them already (a retry)
+    rejected: int = 0    # the server refused them as invalid (never retried)
+    spooled: int = 0     # written to the spool after a failure
+    replayed: int = 0    # acked from the spool
+    dropped: dict = field(default_factory=dict)  # reason -> count
+    queued_bytes: int = 0
+    export_errors: int = 0
+
+    @property
+    def dropped_total(self) -> int:
+        return sum(self.dropped.values())
+
+
+def _count_frames(payload: bytes) -> int:
+    from agentlightning.core.wire import split_export_request
+
+    return sum(1 for _ in split_export_request(payload))
+
+
+class SpanExporter:
+    """Thread-safe, fail-open span sink that delivers to a Lightning server."""
+
+    def __init__(self, config: Optional[ExporterConfig] = None) -> None:
+        self.config = config or ExporterConfig.from_env()
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._queued_bytes = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0
+        self._stats = ExporterStats()
+        self._stop = False
+        self._circuit_open_until = 0.0
+        self._backoff = self.config.backoff_initial_s
+        self._last_drop_log = 0.0
+        self._spool = Spool(self.config.spool_dir or default_spool_dir(), self.config.spool_max_bytes)
+        self._channel = grpc.insecure_channel(
+            self.config.endpoint,
+            options=[
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ("grpc.enable_retries", 0),
+            ],
+        )
+        self._export = self._channel.unary_unary(
+            EXPORT_METHOD,
+            request_serializer=None,  # payloads are pre-framed bytes
+            response_deserializer=traces_pb2.ExportResponse.FromString,
+        )
+        self._metadata = (("authorization", f"Bearer {self.config.token}"),) if self.config.token else None
+        self._thread = threading.Thread(target=self._run, name="agentlightning-exporter", daemon=True)
+        self._thread.start()
+        _live_exporters.add(self)
+
+    # -- agent side (must be cheap, never raise, never block on I/O) ---------------------
+    def submit(self, span: spans_pb2.Span) -> bool:
+        try:
+            frame = frame_span(span.SerializeToString())
+        except Exception as exc:  # e.g. invalid UTF-8 in a string field
+            self._drop("serialize_error", 1, exc)
+            return False
+        with self._lock:
+            self._stats.submitted += 1
+            if self._stop:
+                self._drop_locked("closed", 1)
+                return False
+            if self._queued_bytes + len(frame) > self.config.max_queue_bytes:
+                self._drop_locked("queue_full", 1)
+                return False
+            self._queue.append(frame)
+            self._queued_bytes += len(frame)
+            if len(self._queue) >= self.config.max_batch_spans:
+                self._wake.set()
+        return True
+
+    # -- control -------------------------------------------------------------------------
+    def stats(self) -> ExporterStats:
+        with self._lock:
+            snapshot = ExporterStats(**{**self._stats.__dict__, "dropped": dict(self._stats.dropped)})
+            snapshot.queued_bytes = self._queued_bytes
+        return snapshot
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Wait until everything queued has been acked or spooled. True when the queue drained."""
+        deadline = time.monotonic() + timeout_s
+        self._wake.set()
+        with self._lock:
+            while self._queue or self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._wake.set()
+                self._idle.wait(min(remaining, 0.05))
+        return True
+
+    def drain_spool(self, timeout_s: float = 30.0) -> bool:
+        """Flush, then replay the spool until it is empty or the deadline passes. True when empty."""
+        deadline = time.monotonic() + timeout_s
+        self.flush(timeout_s)
+        while time.monotonic() < deadline:
+            self._circuit_open_until = 0.0
+            self._spool.seal()
+            if self._replay_spool() and not self._spool.has_pending():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Flush what can be sent; whatever is left goes to the spool, never lost."""
+        if self._stop:
+            return
+        self.flush(timeout_s)
+        with self._lock:
+            self._stop = True
+        self._wake.set()
+        self._thread.join(timeout=timeout_s)
+        leftover = self._take_batch(all_of_it=True)
+        if leftover:
+            self._spool_batch(b"".join(leftover), len(leftover))
+        self._spool.close()
+        self._channel.close()
+        _live_exporters.discard(self)
+
+    # -- worker thread -------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.config.flush_interval_s)
+            self._wake.clear()
+            with self._lock:
+                if self._stop:
+                    return
+            try:
+                while True:
+                    batch = self._take_batch()
+                    if not batch:
+                        break
+                    try:
+                        self._deliver(b"".join(batch), len(batch))
+                    finally:
+                        self._done_in_flight(len(batch))
+                if time.monotonic() >= self._circuit_open_until and self._spool.has_pending():
+                    self._replay_spool()
+            except Exception:  # keep the thread alive whatever happens
+                logger.exception("exporter loop error")
+
+    def _take_batch(self, all_of_it: bool = False) -> list[bytes]:
+        batch: list[bytes] = []
+        size = 0
+        with self._lock:
+            while self._queue and (all_of_it or (
+                len(batch) < self.config.max_batch_spans and size < self.config.max_batch_bytes)):
+                frame = self._queue.popleft()
+                batch.append(frame)
+                size += len(frame)
+            self._queued_bytes -= size
+            if not all_of_it:
+                self._in_flight += len(batch)
+        return batch
+
+    def _done_in_flight(self, n: int) -> None:
+        with self._lock:
+            self._in_flight -= n
+            if not self._queue and not self._in_flight:
+                self._idle.notify_all()
+
+    def _deliver(self, payload: bytes, n: int) -> None:
+        if time.monotonic() < self._circuit_open_until:
+            self._spool_batch(payload, n)
+            return
+        if not self._send(payload, n, replay=False):
+            self._spool_batch(payload, n)
+
+    def _send(self, payload: bytes, n: int, replay: bool) -> bool:
+        """One Export RPC. True when the server answered (spans acked or rejected for good)."""
+        with self._lock:
+            self._stats.sent += n
+        try:
+            response = self._export(payload, timeout=self.config.rpc_timeout_s, metadata=self._metadata)
+        except grpc.RpcError as err:
+            code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+            with self._lock:
+                self._stats.export_errors += 1
+            if code in RETRYABLE:
+                self._open_circuit(code)
+                return False
+            # The server says the batch as a whole is unacceptable: retrying cannot help.
+            self._drop(f"server_refused_batch:{code.name}", n, err)
+            return True
+        with self._lock:
+            acked = response.accepted + response.duplicates
+            self._stats.acked += acked
+            self._stats.duplicates += response.duplicates
+            self._stats.rejected += response.rejected
+            if replay:
+                self._stats.replayed += acked
+        for result in response.results:
+            if result.code == traces_pb2.SPAN_RESULT_CODE_REJECTED:
+                logger.warning("span %s rejected by server: %s", result.span_id.hex(), result.reason)
+        self._backoff = self.config.backoff_initial_s
+        self._circuit_open_until = 0.0
+        return True
+
+    def _open_circuit(self, code: grpc.StatusCode) -> None:
+        logger.info("export failed (%s); spooling for %.1fs", code.name, self._backoff)
+        self._circuit_open_until = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, self.config.backoff_max_s)
+
+    def _spool_batch(self, payload: bytes, n: int) -> None:
+        try:
+            ok = self._spool.append(payload)
+        except OSError as exc:
+            self._drop("spool_error", n, exc)
+            return
+        if ok:
+            with self._lock:
+                self._stats.spooled += n
+        else:
+            self._drop("spool_full", n)
+
+    def _replay_spool(self) -> bool:
+        """Send every spooled batch. False as soon as the server fails again (the rest stays)."""
+        self._spool.seal()
+        while True:
+            path = self._spool.claim()
+            if path is None:
+                return True
+            done = True
+            try:
+                for record in self._spool.records(path):
+                    if not self._send(record.payload, _count_frames(record.payload), replay=True):
+                        done = False
+                        break
+            except Exception:
+                logger.exception("replay of %s failed", path.name)
+                done = False
+            self._spool.release(path, done)
+            if not done:
+                return False
+
+    # -- drops ---------------------------------------------------------------------------
+    def _drop(self, reason: str, n: int, exc: Optional[BaseException] = None) -> None:
+        with self._lock:
+            self._drop_locked(reason, n, exc)
+
+    def _drop_locked(self, reason: str, n: int, exc: Optional[BaseException] = None) -> None:
+        self._stats.dropped[reason] = self._stats.dropped.get(reason, 0) + n
+        now = time.monotonic()
+        if now - self._last_drop_log > 5.0:
+            self._last_drop_log = now
+            logger.warning("dropped %d span(s): %s%s (totals: %s)", n, reason,
+                           f" ({exc})" if exc else "", self._stats.dropped)
+
+
+_live_exporters: "weakref.WeakSet[SpanExporter]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for exporter in list(_live_exporters):
+        try:
+            exporter.close(timeout_s=5.0)
+        except Exception:
+            pass

@@ -1,0 +1,80 @@
+"""TraceService: Export with per-span partial success, and span queries."""
+from __future__ import annotations
+
+import logging
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from agentlightning.core.server.group_commit import GroupCommitter
+from agentlightning.core.store import SpanRecord, Store, StoreUnavailable
+from agentlightning.core.validation import validate_span
+from agentlightning.core.wire import WireError, split_export_request
+from agentlightning.v1 import spans_pb2, traces_pb2
+
+logger = logging.getLogger("agentlightning.server")
+
+REJECTED = traces_pb2.SPAN_RESULT_CODE_REJECTED
+DUPLICATE = traces_pb2.SPAN_RESULT_CODE_DUPLICATE
+
+
+class TraceService:
+    def __init__(self, store: Store, committer: GroupCommitter) -> None:
+        self.store = store
+        self.committer = committer
+
+    def export(self, raw: bytes, context: grpc.ServicerContext) -> traces_pb2.ExportResponse:
+        """Parse spans one by one (one bad span never sinks the batch), store the valid ones
+        durably, and answer only then."""
+        try:
+            chunks = list(split_export_request(raw))
+        except WireError as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"ExportRequest is not valid protobuf: {exc}")
+        response = traces_pb2.ExportResponse()
+        records: list[SpanRecord] = []
+        positions: list[int] = []
+        for index, chunk in enumerate(chunks):
+            try:
+                span = spans_pb2.Span.FromString(chunk)
+            except (DecodeError, ValueError) as exc:
+                response.results.add(index=index, code=REJECTED, reason=f"span {index}: not a valid Span message ({exc})")
+                continue
+            problem = validate_span(span)
+            if problem:
+                response.results.add(index=index, span_id=span.span_id, code=REJECTED,
+                                     reason=f"span {index} ({span.span_id.hex() or 'no id'}): {problem}")
+                continue
+            records.append(SpanRecord.from_span(span, chunk))
+            positions.append(index)
+        try:
+            inserted = self.committer.submit(records)
+        except StoreUnavailable as exc:
+            logger.error("store unavailable: %s", exc)
+            context.abort(grpc.StatusCode.UNAVAILABLE, f"store unavailable, retry later: {exc}")
+        response.rejected = len(response.results)
+        for index, record, new in zip(positions, records, inserted):
+            if new:
+                response.accepted += 1
+            else:
+                response.duplicates += 1
+                response.results.add(index=index, span_id=record.span_id, code=DUPLICATE, reason="already stored")
+        if response.rejected:
+            logger.info("export: %d accepted, %d duplicate, %d rejected", response.accepted,
+                        response.duplicates, response.rejected)
+        return response
+
+    def query_spans(self, request: traces_pb2.QuerySpansRequest,
+                    context: grpc.ServicerContext) -> traces_pb2.QuerySpansResponse:
+        if not request.rollout_id:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "rollout_id is required")
+        return traces_pb2.QuerySpansResponse(spans=self.store.get_spans(request.rollout_id, request.attempt_id))
+
+    def handler(self) -> grpc.GenericRpcHandler:
+        return grpc.method_handlers_generic_handler("agentlightning.v1.TraceService", {
+            "Export": grpc.unary_unary_rpc_method_handler(
+                self.export, request_deserializer=None,
+                response_serializer=traces_pb2.ExportResponse.SerializeToString),
+            "QuerySpans": grpc.unary_unary_rpc_method_handler(
+                self.query_spans, request_deserializer=traces_pb2.QuerySpansRequest.FromString,
+                response_serializer=traces_pb2.QuerySpansResponse.SerializeToString),
+        })

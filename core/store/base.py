@@ -1,0 +1,115 @@
+"""The Store interface every backend implements (SQLite now, PostgreSQL behind the same contract)."""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from agentlightning.v1 import resources_pb2, rollouts_pb2, spans_pb2
+
+
+class StoreError(Exception):
+    """A request the store cannot satisfy as asked."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot write right now (disk full, read-only, locked): retry later."""
+
+
+class NotFound(StoreError):
+    pass
+
+
+class AttemptNotActive(StoreError):
+    """The attempt is not (or no longer) the running attempt of this worker."""
+
+
+@dataclass(frozen=True)
+class SpanRecord:
+    """A validated span ready to store: index columns plus the original serialized bytes."""
+
+    trace_id: bytes
+    span_id: bytes
+    rollout_id: str
+    attempt_id: str
+    kind: int
+    start_time_unix_nano: int
+    producer_id: str
+    sequence: int
+    data: bytes
+
+    @classmethod
+    def from_span(cls, span: spans_pb2.Span, data: Optional[bytes] = None) -> "SpanRecord":
+        return cls(
+            trace_id=span.trace_id,
+            span_id=span.span_id,
+            rollout_id=span.rollout_id,
+            attempt_id=span.attempt_id,
+            kind=span.kind,
+            start_time_unix_nano=span.start_time_unix_nano,
+            producer_id=span.producer_id,
+            sequence=span.sequence,
+            data=data if data is not None else span.SerializeToString(),
+        )
+
+
+class Store(abc.ABC):
+    """Durable state of a Lightning server. All methods are thread-safe."""
+
+    # -- spans ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def insert_spans(self, records: Sequence[SpanRecord]) -> list[bool]:
+        """Store spans in one durable transaction. Returns, per record, True if new, False if a
+        span with the same (trace_id, span_id) was already stored (or earlier in this batch).
+        Returns only after the data is durable; raises StoreUnavailable when it cannot be."""
+
+    @abc.abstractmethod
+    def get_spans(self, rollout_id: str, attempt_id: str = "") -> list[spans_pb2.Span]:
+        """Spans of a rollout (one attempt or all), in ingest order."""
+
+    @abc.abstractmethod
+    def count_spans(self) -> int: ...
+
+    # -- rollouts ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def enqueue(self, specs: Sequence[rollouts_pb2.RolloutSpec]) -> list[rollouts_pb2.Rollout]:
+        """Add rollouts; a spec whose rollout_id exists returns the existing rollout (idempotent)."""
+
+    @abc.abstractmethod
+    def dequeue(self, worker_id: str, mode: str = "") -> Optional[tuple[rollouts_pb2.Rollout, rollouts_pb2.Attempt]]:
+        """Atomically take the oldest queued rollout and start a new attempt for ``worker_id``."""
+
+    @abc.abstractmethod
+    def heartbeat(self, attempt_id: str, worker_id: str) -> rollouts_pb2.HeartbeatResponse: ...
+
+    @abc.abstractmethod
+    def complete(self, attempt_id: str, worker_id: str, success: bool,
+                 final_reward: Optional[float], error: str) -> rollouts_pb2.Rollout: ...
+
+    @abc.abstractmethod
+    def cancel(self, rollout_id: str) -> rollouts_pb2.Rollout: ...
+
+    @abc.abstractmethod
+    def expire_attempts(self, now_ns: int) -> list[str]:
+        """Time out running attempts whose heartbeat is older than their rollout's timeout.
+        Returns the affected rollout ids (re-queued or finished)."""
+
+    @abc.abstractmethod
+    def get_rollout(self, rollout_id: str) -> rollouts_pb2.Rollout: ...
+
+    @abc.abstractmethod
+    def list_rollouts(self, status: int = 0, group_id: str = "", limit: int = 100,
+                      offset: int = 0) -> list[rollouts_pb2.Rollout]: ...
+
+    @abc.abstractmethod
+    def list_attempts(self, rollout_id: str) -> list[rollouts_pb2.Attempt]: ...
+
+    # -- resources -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def publish_resource(self, resource: resources_pb2.ModelResource) -> resources_pb2.ModelResource: ...
+
+    @abc.abstractmethod
+    def get_resource(self, name: str) -> resources_pb2.ModelResource: ...
+
+    def close(self) -> None:
+        """Release connections; pending writes are already durable."""

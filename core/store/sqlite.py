@@ -1,0 +1,413 @@
+"""SQLite store: one file, WAL mode, fsync on commit, one writer at a time (also across processes)."""
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
+
+from agentlightning.core import ids
+from agentlightning.core import rollout_states as states
+from agentlightning.core.store.base import (
+    AttemptNotActive,
+    NotFound,
+    SpanRecord,
+    Store,
+    StoreError,
+    StoreUnavailable,
+)
+from agentlightning.v1 import resources_pb2, rollouts_pb2, spans_pb2
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    id INTEGER PRIMARY KEY,
+    trace_id BLOB NOT NULL,
+    span_id BLOB NOT NULL,
+    rollout_id TEXT NOT NULL,
+    attempt_id TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    start_ns INTEGER NOT NULL,
+    producer_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS spans_key ON spans(trace_id, span_id);
+CREATE INDEX IF NOT EXISTS spans_rollout ON spans(rollout_id, attempt_id);
+CREATE TABLE IF NOT EXISTS rollouts (
+    rollout_id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    group_id TEXT NOT NULL,
+    input_json TEXT NOT NULL,
+    metadata_json TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL,
+    heartbeat_timeout_s REAL NOT NULL,
+    attempt_count INTEGER NOT NULL DEFAULT 0,
+    current_attempt_id TEXT NOT NULL DEFAULT '',
+    has_final_reward INTEGER NOT NULL DEFAULT 0,
+    final_reward REAL NOT NULL DEFAULT 0,
+    error TEXT NOT NULL DEFAULT '',
+    created_ns INTEGER NOT NULL,
+    updated_ns INTEGER NOT NULL,
+    queue_seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rollouts_queue ON rollouts(status, queue_seq);
+CREATE INDEX IF NOT EXISTS rollouts_group ON rollouts(group_id);
+CREATE TABLE IF NOT EXISTS attempts (
+    attempt_id TEXT PRIMARY KEY,
+    rollout_id TEXT NOT NULL,
+    number INTEGER NOT NULL,
+    worker_id TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL DEFAULT 0,
+    last_heartbeat_ns INTEGER NOT NULL,
+    error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS attempts_rollout ON attempts(rollout_id);
+CREATE INDEX IF NOT EXISTS attempts_status ON attempts(status);
+CREATE TABLE IF NOT EXISTS resources (
+    name TEXT PRIMARY KEY,
+    data BLOB NOT NULL
+);
+"""
+
+_SPAN_INSERT = (
+    "INSERT OR IGNORE INTO spans(trace_id, span_id, rollout_id, attempt_id, kind, start_ns,"
+    " producer_id, seq, data) VALUES (?,?,?,?,?,?,?,?,?)"
+)
+_ROLLOUT_COLUMNS = (
+    "rollout_id, task_id, group_id, input_json, metadata_json, mode, status, max_attempts,"
+    " heartbeat_timeout_s, attempt_count, current_attempt_id, has_final_reward, final_reward, error,"
+    " created_ns, updated_ns"
+)
+_ATTEMPT_COLUMNS = "attempt_id, rollout_id, number, worker_id, status, start_ns, end_ns, last_heartbeat_ns, error"
+
+
+def _unavailable(exc: sqlite3.Error) -> StoreError:
+    text = str(exc).lower()
+    if any(s in text for s in ("disk", "full", "readonly", "read-only", "locked", "i/o", "busy")):
+        return StoreUnavailable(f"database cannot be written: {exc}")
+    return StoreError(str(exc))
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str | Path, default_max_attempts: int = 3,
+                 default_heartbeat_timeout_s: float = 60.0, synchronous: str = "FULL") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.default_max_attempts = default_max_attempts
+        self.default_heartbeat_timeout_s = default_heartbeat_timeout_s
+        self._synchronous = synchronous
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._all_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._writer = self._connect()
+        with self._write_lock:
+            self._writer.executescript(SCHEMA)
+
+    # -- connections ---------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        with self._conns_lock:
+            self._all_conns.append(conn)
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction on the writer: one writer here, and SQLite's lock across processes."""
+        with self._write_lock:
+            conn = self._writer
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _unavailable(exc) from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback(conn)
+                raise _unavailable(exc) from exc
+            except BaseException:
+                self._rollback(conn)
+                raise
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def close(self) -> None:
+        with self._conns_lock:
+            for conn in self._all_conns:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all_conns.clear()
+
+    # -- spans ---------------------------------------------------------------------------
+    def insert_spans(self, records: Sequence[SpanRecord]) -> list[bool]:
+        if not records:
+            return []
+        rows = [
+            (r.trace_id, r.span_id, r.rollout_id, r.attempt_id, r.kind, r.start_time_unix_nano,
+             r.producer_id, r.sequence, r.data)
+            for r in records
+        ]
+        with self._transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(_SPAN_INSERT, rows)
+            if conn.total_changes - before == len(rows):
+                return [True] * len(rows)  # the common case: no duplicates
+            # Some were duplicates: redo row by row (inside the same transaction) to learn which.
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            result = []
+            for row in rows:
+                result.append(conn.execute(_SPAN_INSERT, row).rowcount == 1)
+            return result
+
+    def get_spans(self, rollout_id: str, attempt_id: str = "") -> list[spans_pb2.Span]:
+        if attempt_id:
+            cur = self._reader().execute(
+                "SELECT data FROM spans WHERE rollout_id=? AND attempt_id=? ORDER BY id", (rollout_id, attempt_id))
+        else:
+            cur = self._reader().execute("SELECT data FROM spans WHERE rollout_id=? ORDER BY id", (rollout_id,))
+        return [spans_pb2.Span.FromString(row[0]) for row in cur]
+
+    def iter_span_bytes(self, kind: int = 0, batch: int = 10000) -> Iterator[bytes]:
+        """All stored spans (optionally of one kind), serialized, in ingest order."""
+        last = 0
+        while True:
+            if kind:
+                rows = self._reader().execute(
+                    "SELECT id, data FROM spans WHERE id>? AND kind=? ORDER BY id LIMIT ?", (last, kind, batch)).fetchall()
+            else:
+                rows = self._reader().execute(
+                    "SELECT id, data FROM spans WHERE id>? ORDER BY id LIMIT ?", (last, batch)).fetchall()
+            if not rows:
+                return
+            for _, data in rows:
+                yield data
+            last = rows[-1][0]
+
+    def count_spans(self) -> int:
+        return self._reader().execute("SELECT COUNT(*) FROM spans").fetchone()[0]
+
+    # -- rollouts ------------------------------------------------------------------------
+    @staticmethod
+    def _rollout_from_row(row: Sequence) -> rollouts_pb2.Rollout:
+        (rollout_id, task_id, group_id, input_json, metadata_json, mode, status, max_attempts, timeout_s,
+         attempt_count, current_attempt_id, has_final_reward, final_reward, error, created_ns, updated_ns) = row
+        return rollouts_pb2.Rollout(
+            rollout_id=rollout_id, task_id=task_id, group_id=group_id, input_json=input_json,
+            metadata=json.loads(metadata_json), mode=mode, status=status, max_attempts=max_attempts,
+            heartbeat_timeout_s=timeout_s, attempt_count=attempt_count, current_attempt_id=current_attempt_id,
+            has_final_reward=bool(has_final_reward), final_reward=final_reward, error=error,
+            created_unix_nano=created_ns, updated_unix_nano=updated_ns,
+        )
+
+    @staticmethod
+    def _attempt_from_row(row: Sequence) -> rollouts_pb2.Attempt:
+        attempt_id, rollout_id, number, worker_id, status, start_ns, end_ns, hb_ns, error = row
+        return rollouts_pb2.Attempt(
+            attempt_id=attempt_id, rollout_id=rollout_id, number=number, worker_id=worker_id, status=status,
+            start_time_unix_nano=start_ns, end_time_unix_nano=end_ns, last_heartbeat_unix_nano=hb_ns, error=error,
+        )
+
+    def _get_rollout(self, conn: sqlite3.Connection, rollout_id: str) -> rollouts_pb2.Rollout:
+        row = conn.execute(f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE rollout_id=?", (rollout_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no rollout {rollout_id!r}")
+        return self._rollout_from_row(row)
+
+    def enqueue(self, specs: Sequence[rollouts_pb2.RolloutSpec]) -> list[rollouts_pb2.Rollout]:
+        now = time.time_ns()
+        out = []
+        with self._transaction() as conn:
+            seq = conn.execute("SELECT COALESCE(MAX(queue_seq), 0) FROM rollouts").fetchone()[0]
+            for spec in specs:
+                rollout_id = spec.rollout_id or ids.new_rollout_id()
+                existing = conn.execute("SELECT 1 FROM rollouts WHERE rollout_id=?", (rollout_id,)).fetchone()
+                if existing is None:
+                    seq += 1
+                    conn.execute(
+                        f"INSERT INTO rollouts({_ROLLOUT_COLUMNS}, queue_seq) VALUES (?,?,?,?,?,?,?,?,?,0,'',0,0,'',?,?,?)",
+                        (rollout_id, spec.task_id, spec.group_id, spec.input_json or "null",
+                         json.dumps(dict(spec.metadata)), spec.mode or "train", states.QUEUED,
+                         spec.max_attempts or self.default_max_attempts,
+                         spec.heartbeat_timeout_s or self.default_heartbeat_timeout_s, now, now, seq),
+                    )
+                out.append(self._get_rollout(conn, rollout_id))
+        return out
+
+    def dequeue(self, worker_id: str, mode: str = ""):
+        now = time.time_ns()
+        with self._transaction() as conn:
+            if mode:
+                row = conn.execute(
+                    "SELECT rollout_id FROM rollouts WHERE status=? AND mode=? ORDER BY queue_seq LIMIT 1",
+                    (states.QUEUED, mode)).fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT rollout_id FROM rollouts WHERE status=? ORDER BY queue_seq LIMIT 1",
+                    (states.QUEUED,)).fetchone()
+            if row is None:
+                return None
+            rollout = self._get_rollout(conn, row[0])
+            number = rollout.attempt_count + 1
+            attempt_id = ids.new_attempt_id(rollout.rollout_id, number)
+            conn.execute(
+                f"INSERT INTO attempts({_ATTEMPT_COLUMNS}) VALUES (?,?,?,?,?,?,0,?,'')",
+                (attempt_id, rollout.rollout_id, number, worker_id, states.RUNNING, now, now))
+            conn.execute(
+                "UPDATE rollouts SET status=?, attempt_count=?, current_attempt_id=?, updated_ns=? WHERE rollout_id=?",
+                (states.RUNNING, number, attempt_id, now, rollout.rollout_id))
+            rollout = self._get_rollout(conn, rollout.rollout_id)
+            attempt = self._get_attempt(conn, attempt_id)
+        return rollout, attempt
+
+    def _get_attempt(self, conn: sqlite3.Connection, attempt_id: str) -> rollouts_pb2.Attempt:
+        row = conn.execute(f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE attempt_id=?", (attempt_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no attempt {attempt_id!r}")
+        return self._attempt_from_row(row)
+
+    def heartbeat(self, attempt_id: str, worker_id: str) -> rollouts_pb2.HeartbeatResponse:
+        now = time.time_ns()
+        with self._transaction() as conn:
+            attempt = self._get_attempt(conn, attempt_id)
+            rollout = self._get_rollout(conn, attempt.rollout_id)
+            active = (attempt.status == states.RUNNING and attempt.worker_id == worker_id
+                      and rollout.current_attempt_id == attempt_id)
+            if active:
+                conn.execute("UPDATE attempts SET last_heartbeat_ns=? WHERE attempt_id=?", (now, attempt_id))
+        return rollouts_pb2.HeartbeatResponse(active=active, rollout_status=rollout.status)
+
+    def _finish_attempt(self, conn: sqlite3.Connection, attempt: rollouts_pb2.Attempt, status: int,
+                        error: str, now: int, timed_out: bool,
+                        final_reward: Optional[float] = None) -> None:
+        rollout = self._get_rollout(conn, attempt.rollout_id)
+        conn.execute("UPDATE attempts SET status=?, end_ns=?, error=? WHERE attempt_id=?",
+                     (status, now, error, attempt.attempt_id))
+        if status == states.SUCCEEDED:
+            new_status = states.SUCCEEDED
+        else:
+            new_status = states.after_failed_attempt(attempt.number, rollout.max_attempts, timed_out)
+        states.check_transition(rollout.status, new_status)
+        if new_status in (states.FAILED, states.TIMED_OUT):
+            error = f"attempt {attempt.number}/{rollout.max_attempts}: {error}"
+        conn.execute(
+            "UPDATE rollouts SET status=?, error=?, updated_ns=?,"
+            " has_final_reward=CASE WHEN ? THEN 1 ELSE has_final_reward END,"
+            " final_reward=CASE WHEN ? THEN ? ELSE final_reward END,"
+            " current_attempt_id=CASE WHEN ?=? THEN '' ELSE current_attempt_id END"
+            " WHERE rollout_id=?",
+            (new_status, error, now, final_reward is not None, final_reward is not None,
+             final_reward if final_reward is not None else 0.0, new_status, states.QUEUED, attempt.rollout_id))
+
+    def complete(self, attempt_id: str, worker_id: str, success: bool,
+                 final_reward: Optional[float], error: str) -> rollouts_pb2.Rollout:
+        now = time.time_ns()
+        with self._transaction() as conn:
+            attempt = self._get_attempt(conn, attempt_id)
+            rollout = self._get_rollout(conn, attempt.rollout_id)
+            if (attempt.status != states.RUNNING or attempt.worker_id != worker_id
+                    or rollout.current_attempt_id != attempt_id):
+                raise AttemptNotActive(
+                    f"attempt {attempt_id!r} is not running for worker {worker_id!r} "
+                    f"(attempt {states.name(attempt.status)}, rollout {states.name(rollout.status)})")
+            status = states.SUCCEEDED if success else states.FAILED
+            self._finish_attempt(conn, attempt, status, "" if success else (error or "failed"), now,
+                                 timed_out=False, final_reward=final_reward)
+            return self._get_rollout(conn, attempt.rollout_id)
+
+    def cancel(self, rollout_id: str) -> rollouts_pb2.Rollout:
+        now = time.time_ns()
+        with self._transaction() as conn:
+            rollout = self._get_rollout(conn, rollout_id)
+            if rollout.status in states.TERMINAL:
+                return rollout
+            states.check_transition(rollout.status, states.CANCELLED)
+            conn.execute("UPDATE attempts SET status=?, end_ns=?, error='cancelled' WHERE rollout_id=? AND status=?",
+                         (states.CANCELLED, now, rollout_id, states.RUNNING))
+            conn.execute("UPDATE rollouts SET status=?, current_attempt_id='', updated_ns=? WHERE rollout_id=?",
+                         (states.CANCELLED, now, rollout_id))
+            return self._get_rollout(conn, rollout_id)
+
+    def expire_attempts(self, now_ns: int) -> list[str]:
+        affected = []
+        with self._transaction() as conn:
+            rows = conn.execute(
+                f"SELECT {', '.join('a.' + c.strip() for c in _ATTEMPT_COLUMNS.split(','))}, r.heartbeat_timeout_s"
+                " FROM attempts a JOIN rollouts r ON r.rollout_id = a.rollout_id"
+                " WHERE a.status=? AND a.last_heartbeat_ns + CAST(r.heartbeat_timeout_s * 1e9 AS INTEGER) < ?",
+                (states.RUNNING, now_ns)).fetchall()
+            for row in rows:
+                attempt = self._attempt_from_row(row[:-1])
+                timeout_s = row[-1]
+                self._finish_attempt(conn, attempt, states.TIMED_OUT,
+                                     f"timed out: no heartbeat for {timeout_s:g}s", now_ns, timed_out=True)
+                affected.append(attempt.rollout_id)
+        return affected
+
+    def get_rollout(self, rollout_id: str) -> rollouts_pb2.Rollout:
+        return self._get_rollout(self._reader(), rollout_id)
+
+    def list_rollouts(self, status: int = 0, group_id: str = "", limit: int = 100,
+                      offset: int = 0) -> list[rollouts_pb2.Rollout]:
+        where, args = [], []
+        if status:
+            where.append("status=?")
+            args.append(status)
+        if group_id:
+            where.append("group_id=?")
+            args.append(group_id)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._reader().execute(
+            f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts {clause} ORDER BY created_ns, queue_seq LIMIT ? OFFSET ?",
+            (*args, limit, offset)).fetchall()
+        return [self._rollout_from_row(r) for r in rows]
+
+    def list_attempts(self, rollout_id: str) -> list[rollouts_pb2.Attempt]:
+        rows = self._reader().execute(
+            f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE rollout_id=? ORDER BY number", (rollout_id,)).fetchall()
+        return [self._attempt_from_row(r) for r in rows]
+
+    # -- resources -----------------------------------------------------------------------
+    def publish_resource(self, resource: resources_pb2.ModelResource) -> resources_pb2.ModelResource:
+        stored = resources_pb2.ModelResource()
+        stored.CopyFrom(resource)
+        stored.name = stored.name or "policy"
+        stored.published_unix_nano = time.time_ns()
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO resources(name, data) VALUES (?, ?)",
+                         (stored.name, stored.SerializeToString()))
+        return stored
+
+    def get_resource(self, name: str) -> resources_pb2.ModelResource:
+        name = name or "policy"
+        row = self._reader().execute("SELECT data FROM resources WHERE name=?", (name,)).fetchone()
+        if row is None:
+            raise NotFound(f"no resource {name!r} has been published")
+        return resources_pb2.ModelResource.FromString(row[0])

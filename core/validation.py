@@ -1,0 +1,123 @@
+"""Server-side span validation: each rule names the field it checks, so a client can fix its data."""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from agentlightning.v1 import spans_pb2
+
+MIN_TIME_NS = 946_684_800 * 10**9     # 2000-01-01
+MAX_TIME_NS = 7_258_118_400 * 10**9   # 2200-01-01
+MAX_ID_CHARS = 256
+MAX_NAME_CHARS = 1024
+MAX_ATTRIBUTE_DEPTH = 8
+MAX_ATTRIBUTES = 10_000
+
+_KINDS = frozenset(spans_pb2.SpanKind.values())
+_OUTCOMES = frozenset(spans_pb2.ToolOutcome.values())
+_SOURCES = frozenset(spans_pb2.RewardSource.values())
+_STATUS_CODES = frozenset(spans_pb2.StatusCode.values())
+_PROVENANCE = frozenset(spans_pb2.TokenProvenance.values())
+_PAYLOAD_KIND = {
+    "llm": spans_pb2.SPAN_KIND_LLM,
+    "tool": spans_pb2.SPAN_KIND_TOOL,
+    "reward": spans_pb2.SPAN_KIND_REWARD,
+    "retriever": spans_pb2.SPAN_KIND_RETRIEVER,
+}
+
+
+def _attribute_problem(value: spans_pb2.AttributeValue, depth: int, budget: list[int]) -> Optional[str]:
+    budget[0] -= 1
+    if budget[0] < 0:
+        return f"more than {MAX_ATTRIBUTES} attribute values"
+    if depth > MAX_ATTRIBUTE_DEPTH:
+        return f"attributes nested deeper than {MAX_ATTRIBUTE_DEPTH} levels"
+    which = value.WhichOneof("value")
+    if which == "list_value":
+        for item in value.list_value.values:
+            problem = _attribute_problem(item, depth + 1, budget)
+            if problem:
+                return problem
+    elif which == "map_value":
+        for item in value.map_value.values.values():
+            problem = _attribute_problem(item, depth + 1, budget)
+            if problem:
+                return problem
+    elif which == "double_value" and math.isnan(value.double_value):
+        return "attribute double value is NaN"
+    return None
+
+
+def _check_id(value: str, field: str, required: bool) -> Optional[str]:
+    if required and not value:
+        return f"{field} is empty"
+    if len(value) > MAX_ID_CHARS:
+        return f"{field} longer than {MAX_ID_CHARS} characters"
+    if any(ord(c) < 32 for c in value):
+        return f"{field} contains control characters"
+    return None
+
+
+def validate_span(span: spans_pb2.Span) -> Optional[str]:
+    """None when the span may be stored, else a reason naming the offending field."""
+    if len(span.trace_id) != 16 or not any(span.trace_id):
+        return f"trace_id must be 16 non-zero bytes (got {len(span.trace_id)} bytes)"
+    if len(span.span_id) != 8 or not any(span.span_id):
+        return f"span_id must be 8 non-zero bytes (got {len(span.span_id)} bytes)"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return f"parent_span_id must be empty or 8 bytes (got {len(span.parent_span_id)} bytes)"
+    if span.parent_span_id == span.span_id:
+        return "parent_span_id equals span_id"
+    for field, value, required in (("rollout_id", span.rollout_id, True), ("attempt_id", span.attempt_id, False),
+                                   ("producer_id", span.producer_id, False)):
+        problem = _check_id(value, field, required)
+        if problem:
+            return problem
+    if len(span.name) > MAX_NAME_CHARS:
+        return f"name longer than {MAX_NAME_CHARS} characters"
+    if len(span.agent_name) > MAX_NAME_CHARS:
+        return f"agent_name longer than {MAX_NAME_CHARS} characters"
+    if span.kind not in _KINDS or span.kind == spans_pb2.SPAN_KIND_UNSPECIFIED:
+        return f"kind {span.kind} is not a known SpanKind"
+    if span.schema_version not in (spans_pb2.SCHEMA_VERSION_1,):
+        return f"schema_version {span.schema_version} is not supported (this server reads 1)"
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
+    if not MIN_TIME_NS <= start <= MAX_TIME_NS:
+        return f"start_time_unix_nano {start} is outside 2000..2200"
+    if not MIN_TIME_NS <= end <= MAX_TIME_NS:
+        return f"end_time_unix_nano {end} is outside 2000..2200"
+    if end < start:
+        return "end_time_unix_nano is before start_time_unix_nano"
+    if span.status.code not in _STATUS_CODES:
+        return f"status.code {span.status.code} is not a known StatusCode"
+    payload = span.WhichOneof("payload")
+    if payload is not None and _PAYLOAD_KIND[payload] != span.kind:
+        return f"payload '{payload}' does not match kind {spans_pb2.SpanKind.Name(span.kind)}"
+    if span.kind == spans_pb2.SPAN_KIND_REWARD:
+        if payload != "reward":
+            return "a REWARD span needs a reward payload"
+        if not math.isfinite(span.reward.value):
+            return f"reward.value must be finite (got {span.reward.value})"
+        if span.reward.source not in _SOURCES:
+            return f"reward.source {span.reward.source} is not a known RewardSource"
+    elif payload == "tool":
+        if span.tool.outcome not in _OUTCOMES:
+            return f"tool.outcome {span.tool.outcome} is not a known ToolOutcome"
+    elif payload == "llm":
+        llm = span.llm
+        if llm.token_provenance not in _PROVENANCE:
+            return f"llm.token_provenance {llm.token_provenance} is not a known TokenProvenance"
+        if llm.completion_logprobs and len(llm.completion_logprobs) != len(llm.completion_token_ids):
+            return (f"llm.completion_logprobs has {len(llm.completion_logprobs)} entries for "
+                    f"{len(llm.completion_token_ids)} completion tokens")
+        if any(math.isnan(x) or x > 0 for x in llm.completion_logprobs):
+            return "llm.completion_logprobs must be <= 0 and not NaN"
+        if any(t < 0 for t in llm.prompt_token_ids) or any(t < 0 for t in llm.completion_token_ids):
+            return "llm token ids must be non-negative"
+    if span.attributes:
+        budget = [MAX_ATTRIBUTES]
+        for value in span.attributes.values():
+            problem = _attribute_problem(value, 1, budget)
+            if problem:
+                return problem
+    return None

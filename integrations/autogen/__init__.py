@@ -1,0 +1,1 @@
+"""agentlightning.integrations.autogen (placeholder until its integration lands)"""

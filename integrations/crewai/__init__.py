@@ -1,0 +1,1 @@
+"""agentlightning.integrations.crewai (placeholder until its integration lands)"""

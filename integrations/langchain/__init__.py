@@ -1,0 +1,1 @@
+"""agentlightning.integrations.langchain (placeholder until its integration lands)"""

@@ -1,0 +1,1 @@
+"""agentlightning.integrations.openai_agents (placeholder until its integration lands)"""
