@@ -1,0 +1,1 @@
+"""LightningRL: stored spans -> RL transitions, credit assignment, Automatic Intermediate Rewards."""

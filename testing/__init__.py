@@ -1,0 +1,1 @@
+"""agentlightning.testing: helpers to test instrumented agents offline (a scripted OpenAI-compatible server)."""
