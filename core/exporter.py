@@ -122,6 +122,7 @@ class SpanExporter:
         self._circuit_open_until = 0.0
         self._backoff = self.config.backoff_initial_s
         self._last_drop_log = 0.0
+        self._rpc_latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self._spool = Spool(self.config.spool_dir or default_spool_dir(), self.config.spool_max_bytes)
         self._channel = grpc.insecure_channel(
             self.config.endpoint,
@@ -168,6 +169,10 @@ class SpanExporter:
             snapshot = ExporterStats(**{**self._stats.__dict__, "dropped": dict(self._stats.dropped)})
             snapshot.queued_bytes = self._queued_bytes
         return snapshot
+
+    def ack_latencies_s(self) -> list[float]:
+        """Durations of recent successful Export calls (send -> durable ack), for benchmarks."""
+        return list(self._rpc_latencies)
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until everything queued has been acked or spooled. True when the queue drained."""
@@ -263,6 +268,7 @@ class SpanExporter:
         """One Export RPC. True when the server answered (spans acked or rejected for good)."""
         with self._lock:
             self._stats.sent += n
+        started = time.perf_counter()
         try:
             response = self._export(payload, timeout=self.config.rpc_timeout_s, metadata=self._metadata)
         except grpc.RpcError as err:
@@ -275,6 +281,7 @@ class SpanExporter:
             # The server says the batch as a whole is unacceptable: retrying cannot help.
             self._drop(f"server_refused_batch:{code.name}", n, err)
             return True
+        self._rpc_latencies.append(time.perf_counter() - started)
         with self._lock:
             acked = response.accepted + response.duplicates
             self._stats.acked += acked

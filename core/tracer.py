@@ -159,14 +159,14 @@ class Tracer:
         Outside any rollout a root span starts a new generated rollout (live traffic).
         """
         if parent is None:
-            current = ctx.current_span()
+            current = ctx._current_span.get()
             parent = current if isinstance(current, ActiveSpan) else None
         if parent is not None:
             rollout_ctx = parent.rollout
             parent_id = parent.proto.span_id
             inherited_agent = parent.proto.agent_name
         else:
-            rollout_ctx = rollout or ctx.current_rollout() or ctx.new_rollout_context()
+            rollout_ctx = rollout or ctx._current_rollout.get() or ctx.new_rollout_context()
             parent_id = rollout_ctx.root_parent_span_id
             inherited_agent = ""
         span = spans_pb2.Span(

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Optional
 
 from agentlightning.v1 import spans_pb2
@@ -13,6 +14,9 @@ MAX_NAME_CHARS = 1024
 MAX_ATTRIBUTE_DEPTH = 8
 MAX_ATTRIBUTES = 10_000
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f]")
+_ZERO_TRACE_ID = bytes(16)
+_ZERO_SPAN_ID = bytes(8)
 _KINDS = frozenset(spans_pb2.SpanKind.values())
 _OUTCOMES = frozenset(spans_pb2.ToolOutcome.values())
 _SOURCES = frozenset(spans_pb2.RewardSource.values())
@@ -53,32 +57,35 @@ def _check_id(value: str, field: str, required: bool) -> Optional[str]:
         return f"{field} is empty"
     if len(value) > MAX_ID_CHARS:
         return f"{field} longer than {MAX_ID_CHARS} characters"
-    if any(ord(c) < 32 for c in value):
+    if _CONTROL_CHARS.search(value):
         return f"{field} contains control characters"
     return None
 
 
 def validate_span(span: spans_pb2.Span) -> Optional[str]:
     """None when the span may be stored, else a reason naming the offending field."""
-    if len(span.trace_id) != 16 or not any(span.trace_id):
-        return f"trace_id must be 16 non-zero bytes (got {len(span.trace_id)} bytes)"
-    if len(span.span_id) != 8 or not any(span.span_id):
-        return f"span_id must be 8 non-zero bytes (got {len(span.span_id)} bytes)"
-    if span.parent_span_id and len(span.parent_span_id) != 8:
-        return f"parent_span_id must be empty or 8 bytes (got {len(span.parent_span_id)} bytes)"
-    if span.parent_span_id == span.span_id:
-        return "parent_span_id equals span_id"
-    for field, value, required in (("rollout_id", span.rollout_id, True), ("attempt_id", span.attempt_id, False),
-                                   ("producer_id", span.producer_id, False)):
-        problem = _check_id(value, field, required)
-        if problem:
-            return problem
-    if len(span.name) > MAX_NAME_CHARS:
-        return f"name longer than {MAX_NAME_CHARS} characters"
-    if len(span.agent_name) > MAX_NAME_CHARS:
-        return f"agent_name longer than {MAX_NAME_CHARS} characters"
-    if span.kind not in _KINDS or span.kind == spans_pb2.SPAN_KIND_UNSPECIFIED:
-        return f"kind {span.kind} is not a known SpanKind"
+    trace_id, span_id = span.trace_id, span.span_id
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE_ID:
+        return f"trace_id must be 16 non-zero bytes (got {len(trace_id)} bytes)"
+    if len(span_id) != 8 or span_id == _ZERO_SPAN_ID:
+        return f"span_id must be 8 non-zero bytes (got {len(span_id)} bytes)"
+    parent_id = span.parent_span_id
+    if parent_id and (len(parent_id) != 8 or parent_id == span_id):
+        return (f"parent_span_id must be empty or 8 bytes other than span_id "
+                f"(got {len(parent_id)} bytes{', equal to span_id' if parent_id == span_id else ''})")
+    rollout_id, attempt_id, producer_id = span.rollout_id, span.attempt_id, span.producer_id
+    if not rollout_id or _CONTROL_CHARS.search(rollout_id + attempt_id + producer_id) or max(
+            len(rollout_id), len(attempt_id), len(producer_id)) > MAX_ID_CHARS:
+        for field, value, required in (("rollout_id", rollout_id, True), ("attempt_id", attempt_id, False),
+                                       ("producer_id", producer_id, False)):
+            problem = _check_id(value, field, required)
+            if problem:
+                return problem
+    if len(span.name) > MAX_NAME_CHARS or len(span.agent_name) > MAX_NAME_CHARS:
+        return f"name or agent_name longer than {MAX_NAME_CHARS} characters"
+    kind = span.kind
+    if kind not in _KINDS or kind == spans_pb2.SPAN_KIND_UNSPECIFIED:
+        return f"kind {kind} is not a known SpanKind"
     if span.schema_version not in (spans_pb2.SCHEMA_VERSION_1,):
         return f"schema_version {span.schema_version} is not supported (this server reads 1)"
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
@@ -91,9 +98,9 @@ def validate_span(span: spans_pb2.Span) -> Optional[str]:
     if span.status.code not in _STATUS_CODES:
         return f"status.code {span.status.code} is not a known StatusCode"
     payload = span.WhichOneof("payload")
-    if payload is not None and _PAYLOAD_KIND[payload] != span.kind:
-        return f"payload '{payload}' does not match kind {spans_pb2.SpanKind.Name(span.kind)}"
-    if span.kind == spans_pb2.SPAN_KIND_REWARD:
+    if payload is not None and _PAYLOAD_KIND[payload] != kind:
+        return f"payload '{payload}' does not match kind {spans_pb2.SpanKind.Name(kind)}"
+    if kind == spans_pb2.SPAN_KIND_REWARD:
         if payload != "reward":
             return "a REWARD span needs a reward payload"
         if not math.isfinite(span.reward.value):
@@ -107,12 +114,16 @@ def validate_span(span: spans_pb2.Span) -> Optional[str]:
         llm = span.llm
         if llm.token_provenance not in _PROVENANCE:
             return f"llm.token_provenance {llm.token_provenance} is not a known TokenProvenance"
-        if llm.completion_logprobs and len(llm.completion_logprobs) != len(llm.completion_token_ids):
-            return (f"llm.completion_logprobs has {len(llm.completion_logprobs)} entries for "
-                    f"{len(llm.completion_token_ids)} completion tokens")
-        if any(math.isnan(x) or x > 0 for x in llm.completion_logprobs):
-            return "llm.completion_logprobs must be <= 0 and not NaN"
-        if any(t < 0 for t in llm.prompt_token_ids) or any(t < 0 for t in llm.completion_token_ids):
+        logprobs = llm.completion_logprobs
+        completion_ids = llm.completion_token_ids
+        if logprobs:
+            if len(logprobs) != len(completion_ids):
+                return (f"llm.completion_logprobs has {len(logprobs)} entries for "
+                        f"{len(completion_ids)} completion tokens")
+            if max(logprobs) > 0 or math.isnan(sum(logprobs)):
+                return "llm.completion_logprobs must be <= 0 and not NaN"
+        prompt_ids = llm.prompt_token_ids
+        if (prompt_ids and min(prompt_ids) < 0) or (completion_ids and min(completion_ids) < 0):
             return "llm token ids must be non-negative"
     if span.attributes:
         budget = [MAX_ATTRIBUTES]

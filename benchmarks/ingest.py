@@ -1,0 +1,127 @@
+"""Ingest throughput end to end: real client (Tracer + SpanExporter) -> gRPC -> server process -> SQLite.
+
+Prints spans/s acked durable, p50/p99 ack latency (one Export call: send -> durable ack) and peak RSS of
+client and server. Target on a 2-core machine, both sides on it: >= 50,000 spans/s.
+
+    python benchmarks/ingest.py --spans 200000
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from agentlightning.core.client import LightningClient
+from agentlightning.core.context import new_rollout_context, use_rollout
+from agentlightning.core.exporter import ExporterConfig, SpanExporter
+from agentlightning.core.kinds import SpanKind
+from agentlightning.core.tracer import Tracer
+
+PROMPT = ("You are a careful SQL writer. Given the schema of table orders(id, region, amount, day) "
+          "write a query that answers the user's question. ") * 3
+QUESTION = "What was the total revenue per region in March 2024, highest first? " * 3
+ANSWER = "SELECT region, SUM(amount) AS revenue FROM orders WHERE day LIKE '2024-03-%' GROUP BY region ORDER BY revenue DESC;" * 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def produce(tracer: Tracer, n: int, per_rollout: int = 50) -> None:
+    """Realistic LLM spans: ~1 KB of messages, usage, model, agent name; one rollout per 50 spans."""
+    made = 0
+    r = 0
+    while made < n:
+        with use_rollout(new_rollout_context(f"bench-{r}")):
+            for _ in range(min(per_rollout, n - made)):
+                span = tracer.start_span("chat", SpanKind.LLM, agent_name="writer")
+                llm = span.proto.llm
+                llm.request_model = "smollm2-135m-instruct"
+                llm.request_messages.add(role="system", content=PROMPT)
+                llm.request_messages.add(role="user", content=QUESTION)
+                llm.response_messages.add(role="assistant", content=ANSWER)
+                llm.usage.input_tokens = 180
+                llm.usage.output_tokens = 60
+                llm.finish_reasons.append("stop")
+                span.end()
+                made += 1
+        r += 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spans", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=512, help="max spans per Export call")
+    parser.add_argument("--db", default="", help="store path (default: a temp SQLite file)")
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="al-bench-")
+    db = args.db or os.path.join(tmp, "bench.db")
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "agentlightning.core.cli", "serve", "--db", db,
+                               "--port", str(port)], stdout=subprocess.DEVNULL)
+    endpoint = f"127.0.0.1:{port}"
+    try:
+        with LightningClient(endpoint) as probe:
+            probe.wait_ready(30)
+        exporter = SpanExporter(ExporterConfig(
+            endpoint=endpoint, spool_dir=os.path.join(tmp, "spool"), max_batch_spans=args.batch,
+            max_queue_bytes=256 * 1024 * 1024, flush_interval_s=0.005))
+        tracer = Tracer(exporter)
+        size = len(_sample_span(tracer).SerializeToString())
+        start = time.perf_counter()
+        produce(tracer, args.spans)
+        produced_s = time.perf_counter() - start
+        if not exporter.flush(600):
+            print("flush did not finish", file=sys.stderr)
+        elapsed = time.perf_counter() - start
+        stats = exporter.stats()
+        latencies = sorted(exporter.ack_latencies_s())
+        exporter.close()
+        with LightningClient(endpoint) as c:
+            stored = sum(len(c.query_spans(f"bench-{r}")) for r in range(0, (args.spans + 49) // 50, 97))
+        server_rss = _peak_rss_mib(server.pid)
+    finally:
+        server.terminate()
+        server.wait(30)
+    client_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
+    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
+    rate = stats.acked / elapsed
+    print(f"spans: {args.spans} of ~{size} bytes each, batches of <= {args.batch}, store {db}")
+    print(f"acked durable: {stats.acked} (dropped {stats.dropped_total}, spooled {stats.spooled}, "
+          f"rejected {stats.rejected}); sampled rollouts read back: {stored} spans")
+    print(f"producer alone: {args.spans / produced_s:,.0f} spans/s")
+    print(f"throughput: {rate:,.0f} spans/s acked durable ({elapsed:.2f} s)  target 50,000 -> "
+          f"{rate / 50_000:.2f}x")
+    print(f"ack latency per Export call: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(latencies)} calls)")
+    print(f"peak RSS: client {client_rss:.0f} MiB, server {server_rss:.0f} MiB")
+    return 0 if stats.acked == args.spans else 1
+
+
+def _sample_span(tracer: Tracer):
+    from agentlightning.core.tracer import MemorySink
+
+    sample = Tracer(MemorySink())
+    produce(sample, 1)
+    return sample.sink.spans[0]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
