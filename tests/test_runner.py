@@ -1,0 +1,40 @@
+"""The runner: tasks from the real server, the agent traced under each rollout, results reported."""
+from agentlightning.core import rollout_states as states
+from agentlightning.core.kinds import SpanKind
+from agentlightning.core.runner import Runner
+
+
+def test_runner_runs_rollouts_and_reports_rewards_and_failures(client, tracer):
+    client.enqueue([{"x": 1}, {"x": 2}, {"x": -1}], group_id="g", max_attempts=1)
+
+    def agent(task):
+        with tracer.span("step", SpanKind.LLM, agent_name="solver"):
+            pass
+        if task["x"] < 0:
+            raise ValueError("negative input")
+        return task["x"] / 2
+
+    results = Runner(client, agent, worker_id="w", tracer=tracer, heartbeat_interval_s=0.05).run()
+    assert tracer.sink.flush(10)
+    by_reward = sorted((r.final_reward, r.success, r.error) for r in results if r.success)
+    assert by_reward == [(0.5, True, ""), (1.0, True, "")]
+    failed = [r for r in results if not r.success]
+    assert len(failed) == 1 and failed[0].error == "ValueError: negative input"
+    stored = client.get_rollout(failed[0].rollout_id)
+    assert stored.status == states.FAILED and "negative input" in stored.error
+    for result in results:
+        spans = client.query_spans(result.rollout_id)
+        assert {s.attempt_id for s in spans} == {result.attempt_id}
+        names = sorted(s.name for s in spans)
+        assert names == (["final", "rollout", "step"] if result.success else ["rollout", "step"])
+        assert client.get_rollout(result.rollout_id).has_final_reward == result.success
+
+
+def test_async_agent_functions_are_awaited(client, tracer):
+    client.enqueue([{"x": 3}])
+
+    async def agent(task):
+        return float(task["x"])
+
+    (result,) = Runner(client, agent, worker_id="w", tracer=tracer).run()
+    assert result.success and result.final_reward == 3.0
