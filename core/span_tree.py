@@ -37,8 +37,25 @@ def build_tree(spans: Iterable[spans_pb2.Span]) -> list[SpanNode]:
             roots.append(node)
         else:
             parent.children.append(node)
+    _break_cycles(nodes, roots)
     _sort(roots)
     return roots
+
+
+def _break_cycles(nodes: dict[bytes, SpanNode], roots: list[SpanNode]) -> None:
+    """Spans whose parent chain loops (corrupt ids) are reachable from no root: surface them as
+    orphan roots instead of losing them."""
+    reached = {id(n) for n in walk(roots)}
+    if len(reached) == len(nodes):
+        return
+    for node in nodes.values():
+        if id(node) not in reached:
+            parent = nodes.get(node.span.parent_span_id)
+            if parent is not None and node in parent.children:
+                parent.children.remove(node)
+            node.orphan = True
+            roots.append(node)
+            reached.update(id(n) for n in walk([node]))
 
 
 def _sort(level: list[SpanNode]) -> None:
@@ -52,6 +69,80 @@ def _sort(level: list[SpanNode]) -> None:
             level[i] = node
     for node in level:
         _sort(node.children)
+
+
+def _order_spans(level: list[spans_pb2.Span]) -> None:
+    """Sort one level of siblings exactly as ``_sort`` orders nodes (without building nodes)."""
+    if len(level) < 2:
+        return
+    producer = level[0].producer_id
+    if all(s.producer_id == producer for s in level):
+        # One producer: its sequence numbers alone decide (the clock cannot reorder them).
+        level.sort(key=lambda s: s.sequence)
+        return
+    level.sort(key=lambda s: (s.start_time_unix_nano, s.producer_id, s.sequence))
+    by_producer: dict[str, list[int]] = {}
+    for i, s in enumerate(level):
+        by_producer.setdefault(s.producer_id, []).append(i)
+    for positions in by_producer.values():
+        if len(positions) > 1:
+            ordered_group = sorted((level[i] for i in positions), key=lambda s: s.sequence)
+            for i, s in zip(positions, ordered_group):
+                level[i] = s
+
+
+def ordered(spans: Iterable[spans_pb2.Span]) -> tuple[list[spans_pb2.Span], dict[bytes, spans_pb2.Span], int]:
+    """The spans in the order ``walk(build_tree(spans))`` visits them, for hot paths that need the
+    order but not the nodes. Returns (ordered spans, spans by id, number of orphans); duplicates by
+    span id keep the first copy, like ``build_tree``."""
+    by_id: dict[bytes, spans_pb2.Span] = {}
+    for s in spans:
+        if s.span_id not in by_id:
+            by_id[s.span_id] = s
+    children: dict[bytes, list[spans_pb2.Span]] = {}
+    roots: list[spans_pb2.Span] = []
+    orphans = 0
+    for sid, s in by_id.items():
+        parent_id = s.parent_span_id
+        if parent_id and parent_id != sid and parent_id in by_id:
+            level = children.get(parent_id)
+            if level is None:
+                children[parent_id] = [s]
+            else:
+                level.append(s)
+        else:
+            if parent_id:
+                orphans += 1
+            roots.append(s)
+    out = _dfs(roots, children)
+    if len(out) < len(by_id):  # a parent cycle: surface the unreachable spans as orphan roots
+        reached = {s.span_id for s in out}
+        for sid, s in by_id.items():
+            if sid not in reached:
+                level = children.get(s.parent_span_id)
+                if level is not None and s in level:
+                    level.remove(s)
+                extra = _dfs([s], children)
+                reached.update(x.span_id for x in extra)
+                roots.append(s)
+                orphans += 1
+        out = _dfs(roots, children)
+    return out, by_id, orphans
+
+
+def _dfs(roots: list[spans_pb2.Span], children: dict[bytes, list[spans_pb2.Span]]) -> list[spans_pb2.Span]:
+    _order_spans(roots)
+    out: list[spans_pb2.Span] = []
+    stack = roots[::-1]
+    pop, push, append = stack.pop, stack.extend, out.append
+    while stack:
+        s = pop()
+        append(s)
+        level = children.get(s.span_id)
+        if level:
+            _order_spans(level)
+            push(level[::-1])
+    return out
 
 
 def walk(roots: list[SpanNode]) -> Iterable[SpanNode]:

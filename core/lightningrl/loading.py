@@ -1,0 +1,104 @@
+"""Gather RolloutTraces from where spans live: a store, a server (through the client), raw bytes.
+
+Kept apart from the pure functions so ``build_transitions`` never does I/O.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+
+from agentlightning.core.lightningrl.types import RolloutTrace
+from agentlightning.v1 import rollouts_pb2, spans_pb2
+
+if TYPE_CHECKING:
+    from agentlightning.core.client import LightningClient
+    from agentlightning.core.store.base import Store
+
+
+def traces_from_span_bytes(blobs: Iterable[bytes],
+                           rollouts: Optional[Iterable[rollouts_pb2.Rollout]] = None) -> list[RolloutTrace]:
+    """Parse serialized spans and group them by rollout; join the queue's rollouts where known.
+
+    Rollouts that exist only as spans (live traffic) come out with only their spans."""
+    parse = spans_pb2.Span.FromString
+    by_rollout: dict[str, list[spans_pb2.Span]] = {}
+    for data in blobs:
+        span = parse(data)
+        bucket = by_rollout.get(span.rollout_id)
+        if bucket is None:
+            by_rollout[span.rollout_id] = [span]
+        else:
+            bucket.append(span)
+    return join(by_rollout, rollouts)
+
+
+def join(spans_by_rollout: dict[str, list[spans_pb2.Span]],
+         rollouts: Optional[Iterable[rollouts_pb2.Rollout]] = None) -> list[RolloutTrace]:
+    known = {r.rollout_id: r for r in rollouts or ()}
+    out = []
+    for rollout_id, spans in spans_by_rollout.items():
+        rollout = known.get(rollout_id)
+        out.append(RolloutTrace.from_rollout(rollout, spans) if rollout is not None
+                   else RolloutTrace(rollout_id, spans))
+    return out
+
+
+def _all_rollouts(lister, group_id: str = "", page: int = 1000) -> list[rollouts_pb2.Rollout]:
+    out: list[rollouts_pb2.Rollout] = []
+    while True:
+        chunk = lister(group_id=group_id, limit=page, offset=len(out))
+        out.extend(chunk)
+        if len(chunk) < page:
+            return out
+
+
+def load_from_store(store: "Store", rollout_ids: Optional[Sequence[str]] = None,
+                    group_id: str = "") -> list[RolloutTrace]:
+    """Traces from a store. Without ids: every rollout with spans (queued ones and live ones);
+    with ``group_id``: the rollouts of that group."""
+    if rollout_ids is not None or group_id:
+        rollouts = _all_rollouts(store.list_rollouts, group_id) if group_id else []
+        known = {r.rollout_id: r for r in rollouts}
+        ids = list(rollout_ids) if rollout_ids is not None else list(known)
+        out = []
+        for rollout_id in ids:
+            rollout = known.get(rollout_id) or _get_rollout(store.get_rollout, rollout_id)
+            spans = store.get_spans(rollout_id)
+            out.append(RolloutTrace.from_rollout(rollout, spans) if rollout is not None
+                       else RolloutTrace(rollout_id, spans))
+        return out
+    iter_bytes = getattr(store, "iter_span_bytes", None)
+    if iter_bytes is None:
+        raise TypeError("this store cannot list all spans; pass rollout_ids")
+    return traces_from_span_bytes(iter_bytes(), _all_rollouts(store.list_rollouts))
+
+
+def _get_rollout(getter, rollout_id: str) -> Optional[rollouts_pb2.Rollout]:
+    """The queue's record of a rollout, or None for a live rollout the queue never saw."""
+    from agentlightning.core.store.base import NotFound
+
+    try:
+        return getter(rollout_id)
+    except NotFound:
+        return None
+    except Exception as exc:  # over gRPC: NOT_FOUND means a live rollout
+        import grpc
+
+        if isinstance(exc, grpc.RpcError) and exc.code() == grpc.StatusCode.NOT_FOUND:
+            return None
+        raise
+
+
+def load_from_client(client: "LightningClient", rollout_ids: Optional[Sequence[str]] = None,
+                     group_id: str = "", status: int = 0) -> list[RolloutTrace]:
+    """Traces through a server. Without ids: the queue's rollouts (optionally one group/status);
+    live rollouts are found by id only (the server lists queued rollouts, not span-only ones)."""
+    if rollout_ids is not None:
+        out = []
+        for rollout_id in rollout_ids:
+            rollout = _get_rollout(client.get_rollout, rollout_id)
+            spans = client.query_spans(rollout_id)
+            out.append(RolloutTrace.from_rollout(rollout, spans) if rollout is not None
+                       else RolloutTrace(rollout_id, spans))
+        return out
+    rollouts = _all_rollouts(lambda **kw: client.list_rollouts(status=status, **kw), group_id)
+    return [RolloutTrace.from_rollout(r, client.query_spans(r.rollout_id)) for r in rollouts]

@@ -1,0 +1,170 @@
+"""Credit assignment and group normalisation on hand-built span trees, with exact expected values."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from agentlightning.core.lightningrl import AirConfig, LightningRLConfig, RolloutTrace, build_transitions
+from agentlightning.core.lightningrl import credit
+from agentlightning.core.lightningrl.trace_builder import TraceBuilder
+
+NO_AIR = AirConfig(enabled=False)
+
+
+def episode(rollout_id: str, calls: int, final: float | None, group: str = "g") -> RolloutTrace:
+    b = TraceBuilder(rollout_id)
+    root = b.agent("writer")
+    for i in range(calls):
+        b.llm([1, 2, 3], [10 + i], parent=root)
+    return RolloutTrace(rollout_id, b.spans, group_id=group, final_reward=final)
+
+
+def group_of_three() -> list[RolloutTrace]:
+    # r1: 2 calls reward 1; r2: 1 call reward 0; r3: 3 calls reward 0.5
+    return [episode("r1", 2, 1.0), episode("r2", 1, 0.0), episode("r3", 3, 0.5)]
+
+
+def by_rollout(batch) -> dict[str, list[tuple[float, float]]]:
+    out: dict[str, list[tuple[float, float]]] = {}
+    for t in batch:
+        out.setdefault(t.rollout_id, []).append((t.reward, t.advantage))
+    return out
+
+
+def close(got, expected, tol: float = 1e-12) -> bool:
+    """Element-wise equality within ``tol`` for (nested) lists/tuples/dicts of floats."""
+    if isinstance(expected, dict):
+        return isinstance(got, dict) and got.keys() == expected.keys() and all(
+            close(got[k], expected[k], tol) for k in expected)
+    if isinstance(expected, (list, tuple)):
+        return len(got) == len(expected) and all(close(g, e, tol) for g, e in zip(got, expected))
+    return math.isclose(got, expected, rel_tol=0, abs_tol=tol)
+
+
+def test_episode_credit_grpo_normalises_over_rollouts_not_calls():
+    batch = build_transitions(group_of_three(), LightningRLConfig(air=NO_AIR))
+    got = by_rollout(batch)
+    std = math.sqrt(1 / 6)  # scores 1, 0, 0.5: mean 0.5, population std sqrt(1/6)
+    assert close(got["r1"], [(1.0, 0.5 / std)] * 2)
+    assert close(got["r2"], [(0.0, -0.5 / std)])
+    # Weighted by calls the mean would be 3.5/6 and r3 would get a negative advantage; per rollout it is 0.
+    assert close(got["r3"], [(0.5, 0.0)] * 3)
+    assert [t.step_index for t in batch if t.rollout_id == "r3"] == [0, 1, 2]
+    assert {t.step_count for t in batch if t.rollout_id == "r3"} == {3}
+
+
+def test_episode_credit_mean_normaliser_has_no_std_division():
+    got = by_rollout(build_transitions(group_of_three(), LightningRLConfig(air=NO_AIR, normalizer="mean")))
+    assert close(got["r1"], [(1.0, 0.5)] * 2)
+    assert close(got["r2"], [(0.0, -0.5)])
+    assert close(got["r3"], [(0.5, 0.0)] * 3)
+
+
+def test_episode_credit_leave_one_out_baseline():
+    got = by_rollout(build_transitions(group_of_three(), LightningRLConfig(air=NO_AIR, normalizer="loo")))
+    assert close(got["r1"], [(1.0, 1.0 - 0.25)] * 2)   # baseline mean(0, 0.5)
+    assert close(got["r2"], [(0.0, 0.0 - 0.75)])       # baseline mean(1, 0.5)
+    assert close(got["r3"], [(0.5, 0.5 - 0.5)] * 3)    # baseline mean(1, 0)
+
+
+def test_no_normaliser_advantage_is_the_reward():
+    got = by_rollout(build_transitions(group_of_three(), LightningRLConfig(air=NO_AIR, normalizer="none")))
+    assert close(got["r1"], [(1.0, 1.0)] * 2)
+    assert close(got["r3"], [(0.5, 0.5)] * 3)
+
+
+def test_discounted_credit_returns_and_group_baseline():
+    cfg = LightningRLConfig(air=NO_AIR, credit="discounted", gamma=0.5, normalizer="mean")
+    got = by_rollout(build_transitions(group_of_three(), cfg))
+    # returns: r1 [0.5, 1]; r2 [0]; r3 [0.125, 0.25, 0.5]; scores 0.75, 0, 0.875/3
+    mean = (0.75 + 0.0 + 0.875 / 3) / 3
+    assert close(got["r1"], [(0.5, 0.5 - mean), (1.0, 1.0 - mean)])
+    assert close(got["r2"], [(0.0, -mean)])
+    assert close(got["r3"], [(0.125, 0.125 - mean), (0.25, 0.25 - mean), (0.5, 0.5 - mean)])
+
+
+def per_step_trace(final: float | None = 1.0) -> RolloutTrace:
+    b = TraceBuilder("p1")
+    root = b.agent("writer")
+    b.llm([1], [2], parent=root)
+    b.reward(0.3, "progress", parent=root)
+    b.llm([1], [3], parent=root)
+    b.llm([1], [4], parent=root)
+    b.reward(0.2, "progress", parent=root)
+    return RolloutTrace("p1", b.spans, group_id="p", final_reward=final)
+
+
+def test_per_step_credit_attaches_rewards_to_the_preceding_call():
+    cfg = LightningRLConfig(air=NO_AIR, credit="per_step", gamma=1.0, normalizer="none")
+    batch = build_transitions([per_step_trace()], cfg)
+    # step rewards r = [0.3, 0, 0.2 + final 1.0] -> returns [1.5, 1.2, 1.2]
+    assert close([t.reward for t in batch], [1.5, 1.2, 1.2])
+    assert [t.breakdown.step_rewards for t in batch] == [{"progress": 0.3}, {}, {"progress": 0.2}]
+    assert close([t.breakdown.step_reward for t in batch], [0.3, 0.0, 0.2])
+
+    cfg = cfg.with_(gamma=0.5)
+    batch = build_transitions([per_step_trace()], cfg)
+    assert close([t.reward for t in batch], [0.3 + 0.5 * 0.6, 0.6, 1.2])
+
+
+def test_per_step_without_final_reward_uses_step_rewards_only():
+    cfg = LightningRLConfig(air=NO_AIR, credit="per_step", normalizer="none")
+    batch = build_transitions([per_step_trace(final=None)], cfg)
+    assert close([t.reward for t in batch], [0.5, 0.2, 0.2])
+    assert batch.transitions[0].breakdown.final_reward is None
+
+
+def test_final_reward_from_spans_when_the_rollout_has_none():
+    b = TraceBuilder("s1")
+    root = b.agent("writer")
+    b.llm([1], [2], parent=root)
+    b.reward(0.25, "format", primary=False, parent=root)
+    b.reward(0.7, "correct", parent=root)
+    batch = build_transitions([RolloutTrace("s1", b.spans)], LightningRLConfig(air=NO_AIR))
+    t = batch.transitions[0]
+    assert t.reward == 0.7 and t.breakdown.final_source == "span:correct"
+    assert t.breakdown.dimensions == {"format": 0.25, "correct": 0.7}
+    # Choosing another dimension by name.
+    batch = build_transitions([RolloutTrace("s1", b.spans)], LightningRLConfig(air=NO_AIR, reward_name="format"))
+    assert batch.transitions[0].reward == 0.25
+    # The queue's final reward wins over spans.
+    batch = build_transitions([RolloutTrace("s1", b.spans, final_reward=-1.0)], LightningRLConfig(air=NO_AIR))
+    assert batch.transitions[0].reward == -1.0 and batch.transitions[0].breakdown.final_source == "rollout"
+
+
+def test_ungrouped_rollouts_share_a_batch_group_or_stand_alone():
+    traces = [episode("a", 1, 1.0, group=""), episode("b", 1, 0.0, group="")]
+    got = by_rollout(build_transitions(traces, LightningRLConfig(air=NO_AIR, normalizer="mean")))
+    assert close(got, {"a": [(1.0, 0.5)], "b": [(0.0, -0.5)]})
+    got = by_rollout(build_transitions(traces, LightningRLConfig(air=NO_AIR, normalizer="mean", ungrouped="self")))
+    assert close(got, {"a": [(1.0, 0.0)], "b": [(0.0, 0.0)]})
+
+
+def test_task_id_groups_when_no_group_id():
+    traces = [episode("a", 1, 1.0, group=""), episode("b", 1, 0.0, group=""), episode("c", 1, 5.0, group="")]
+    traces[0].task_id = traces[1].task_id = "t1"
+    traces[2].task_id = "t2"
+    got = by_rollout(build_transitions(traces, LightningRLConfig(air=NO_AIR, normalizer="mean")))
+    assert close(got["a"], [(1.0, 0.5)]) and close(got["b"], [(0.0, -0.5)])
+    assert close(got["c"], [(5.0, 0.0)])
+
+
+def test_flat_group_is_centred_not_divided():
+    traces = [episode("a", 1, 1.0), episode("b", 2, 1.0)]
+    got = by_rollout(build_transitions(traces, LightningRLConfig(air=NO_AIR)))
+    assert close(got, {"a": [(1.0, 0.0)], "b": [(1.0, 0.0)] * 2})
+
+
+def test_credit_functions_directly():
+    assert close(credit.rewards("episode", 1.0, 2.0, [0.1, -0.1]), [2.1, 1.9])
+    assert close(credit.rewards("discounted", 0.9, 1.0, [0.0, 0.0, 0.0]), [0.81, 0.9, 1.0])
+    assert close(credit.rewards("per_step", 1.0, None, [0.0, 0.0], [1.0, 0.0]), [1.0, 0.0])
+    assert close(credit.advantages([[2.0], [0.0]], "grpo"), [[1.0], [-1.0]])
+    assert close(credit.advantages([[3.0]], "loo"), [[3.0]])
+    with pytest.raises(ValueError):
+        credit.rewards("bogus", 1.0, 1.0, [0.0])
+    with pytest.raises(ValueError):
+        LightningRLConfig(credit="bogus")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        LightningRLConfig(agents="(")
