@@ -37,12 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _client(args: argparse.Namespace):
-    import os
-
     from agentlightning.core.client import LightningClient
 
-    endpoint = args.endpoint or os.environ.get("AGENTLIGHTNING_ENDPOINT", DEFAULT_ENDPOINT)
-    return LightningClient(endpoint, token=os.environ.get("AGENTLIGHTNING_TOKEN") or None, timeout_s=10.0)
+    return LightningClient.from_env(args.endpoint, timeout_s=10.0)
 
 
 def _fail(exc: grpc.RpcError) -> int:

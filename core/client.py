@@ -6,6 +6,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 import grpc
 
+from agentlightning.core.channel import open_channel
 from agentlightning.core.exporter import DEFAULT_ENDPOINT
 from agentlightning.v1 import (
     resources_pb2,
@@ -20,15 +21,25 @@ from agentlightning.v1 import (
 
 class LightningClient:
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, token: Optional[str] = None,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, tls_ca_file: Optional[str] = None) -> None:
         self.endpoint = endpoint
         self.timeout_s = timeout_s
-        self._channel = grpc.insecure_channel(endpoint, options=[
+        self._channel = open_channel(endpoint, tls_ca_file, options=[
             ("grpc.max_receive_message_length", 256 * 1024 * 1024)])
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
         self.rollouts = rollouts_pb2_grpc.RolloutServiceStub(self._channel)
         self.resources = resources_pb2_grpc.ResourceServiceStub(self._channel)
         self.traces = traces_pb2_grpc.TraceServiceStub(self._channel)
+
+    @classmethod
+    def from_env(cls, endpoint: Optional[str] = None, **kwargs) -> "LightningClient":
+        """Endpoint, token and CA from AGENTLIGHTNING_ENDPOINT / _TOKEN / _TLS_CA unless given."""
+        import os
+
+        return cls(endpoint or os.environ.get("AGENTLIGHTNING_ENDPOINT", DEFAULT_ENDPOINT),
+                   token=kwargs.pop("token", None) or os.environ.get("AGENTLIGHTNING_TOKEN") or None,
+                   tls_ca_file=kwargs.pop("tls_ca_file", None) or os.environ.get("AGENTLIGHTNING_TLS_CA") or None,
+                   **kwargs)
 
     def _call(self, method, request, timeout_s: Optional[float] = None):
         return method(request, timeout=timeout_s or self.timeout_s, metadata=self._metadata)

@@ -20,8 +20,9 @@ from typing import Optional
 
 import grpc
 
+from agentlightning.core.channel import open_channel
 from agentlightning.core.spool import Spool
-from agentlightning.core.wire import frame_span
+from agentlightning.core.wire import frame_span, split_export_request
 from agentlightning.v1 import spans_pb2, traces_pb2
 
 logger = logging.getLogger("agentlightning.exporter")
@@ -51,6 +52,7 @@ def default_spool_dir() -> Path:
 class ExporterConfig:
     endpoint: str = DEFAULT_ENDPOINT
     token: Optional[str] = None
+    tls_ca_file: Optional[str] = None  # verify the server's certificate against this CA (enables TLS)
     max_queue_bytes: int = 32 * 1024 * 1024
     max_batch_spans: int = 512
     max_batch_bytes: int = 4 * 1024 * 1024
@@ -67,6 +69,7 @@ class ExporterConfig:
         config = cls(
             endpoint=env.get("AGENTLIGHTNING_ENDPOINT", DEFAULT_ENDPOINT),
             token=env.get("AGENTLIGHTNING_TOKEN") or None,
+            tls_ca_file=env.get("AGENTLIGHTNING_TLS_CA") or None,
             spool_dir=env.get("AGENTLIGHTNING_SPOOL_DIR") or None,
         )
         if "AGENTLIGHTNING_MAX_QUEUE_BYTES" in env:
@@ -101,8 +104,6 @@ class ExporterStats:
 
 
 def _count_frames(payload: bytes) -> int:
-    from agentlightning.core.wire import split_export_request
-
     return sum(1 for _ in split_export_request(payload))
 
 
@@ -124,8 +125,8 @@ class SpanExporter:
         self._last_drop_log = 0.0
         self._rpc_latencies: collections.deque[float] = collections.deque(maxlen=100_000)
         self._spool = Spool(self.config.spool_dir or default_spool_dir(), self.config.spool_max_bytes)
-        self._channel = grpc.insecure_channel(
-            self.config.endpoint,
+        self._channel = open_channel(
+            self.config.endpoint, self.config.tls_ca_file,
             options=[
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -275,6 +276,8 @@ class SpanExporter:
             code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
             with self._lock:
                 self._stats.export_errors += 1
+            if code == grpc.StatusCode.RESOURCE_EXHAUSTED and "larger than max" in (err.details() or ""):
+                return self._send_split(payload, n, replay, err)
             if code in RETRYABLE:
                 self._open_circuit(code)
                 return False
@@ -295,6 +298,21 @@ class SpanExporter:
         self._backoff = self.config.backoff_initial_s
         self._circuit_open_until = 0.0
         return True
+
+    def _send_split(self, payload: bytes, n: int, replay: bool, err: grpc.RpcError) -> bool:
+        """The server's message-size limit refused the batch: send it in halves; a single span
+        that is too large on its own can never be accepted and is dropped (counted, logged)."""
+        frames = [frame_span(chunk) for chunk in split_export_request(payload)]
+        if len(frames) <= 1:
+            self._drop("span_too_large", n, err)
+            return True
+        half = len(frames) // 2
+        first = self._send(b"".join(frames[:half]), half, replay)
+        second = self._send(b"".join(frames[half:]), len(frames) - half, replay)
+        if first and not second:  # keep what is left for a later try (dedupe makes resending safe)
+            self._spool_batch(b"".join(frames[half:]), len(frames) - half)
+            return True
+        return first and second
 
     def _open_circuit(self, code: grpc.StatusCode) -> None:
         logger.info("export failed (%s); spooling for %.1fs", code.name, self._backoff)

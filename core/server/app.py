@@ -13,6 +13,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from agentlightning.core.server.group_commit import GroupCommitter
 from agentlightning.core.server.resource_service import ResourceService
+from agentlightning.core.server.security import SecurityInterceptor
 from agentlightning.core.server.rollout_service import RolloutService
 from agentlightning.core.server.trace_service import TraceService
 from agentlightning.core.store import Store, open_store
@@ -35,6 +36,11 @@ class ServerConfig:
     max_message_bytes: int = 64 * 1024 * 1024
     expire_interval_s: float = 0.5
     shutdown_grace_s: float = 10.0
+    require_auth: bool = False       # tokens from `agentlightning token create`
+    tls_cert_file: Optional[str] = None
+    tls_key_file: Optional[str] = None
+    rate_limit_rps: float = 5000.0   # requests/s per client (token name, else host); 0 = off
+    rate_limit_burst: float = 0.0    # 0 = twice the rate
 
 
 class LightningServer:
@@ -48,8 +54,11 @@ class LightningServer:
         self.rollouts = RolloutService(store)
         self.resources = ResourceService(store)
         self.health = health.HealthServicer()
+        self.traces.require_ownership = self.config.require_auth
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=self.config.max_workers, thread_name_prefix="agentlightning-rpc"),
+            interceptors=[SecurityInterceptor(store, self.config.require_auth, self.config.rate_limit_rps,
+                                              self.config.rate_limit_burst)],
             options=[
                 ("grpc.max_receive_message_length", self.config.max_message_bytes),
                 ("grpc.max_send_message_length", self.config.max_message_bytes),
@@ -69,7 +78,15 @@ class LightningServer:
         return f"{self.config.host}:{self.port}"
 
     def start(self) -> int:
-        self.port = self._server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+        address = f"{self.config.host}:{self.config.port}"
+        if self.config.tls_cert_file or self.config.tls_key_file:
+            if not (self.config.tls_cert_file and self.config.tls_key_file):
+                raise ValueError("TLS needs both a certificate and a key file")
+            with open(self.config.tls_key_file, "rb") as key, open(self.config.tls_cert_file, "rb") as cert:
+                credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+            self.port = self._server.add_secure_port(address, credentials)
+        else:
+            self.port = self._server.add_insecure_port(address)
         if not self.port:
             raise OSError(f"cannot listen on {self.config.host}:{self.config.port}")
         self._server.start()
@@ -98,12 +115,15 @@ class LightningServer:
         self._stopped.wait()
 
 
-def serve(db: str = "agentlightning.db", host: str = "127.0.0.1", port: int = 4747,
+def serve(db: str = "agentlightning.db", config: Optional[ServerConfig] = None,
           ready: Optional[threading.Event] = None) -> None:
     """Run a server until SIGTERM/SIGINT; everything acked before the signal stays stored."""
-    server = LightningServer(open_store(db), ServerConfig(host=host, port=port))
+    config = config or ServerConfig()
+    server = LightningServer(open_store(db), config)
     server.start()
-    print(f"agentlightning server listening on {server.address} (store: {db})", flush=True)
+    details = ", ".join(filter(None, ["auth on" if config.require_auth else "auth OFF",
+                                      "TLS" if config.tls_cert_file else "plaintext"]))
+    print(f"agentlightning server listening on {server.address} (store: {db}; {details})", flush=True)
     stop = threading.Event()
 
     def on_signal(signum, _frame):

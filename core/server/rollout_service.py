@@ -9,6 +9,7 @@ import time
 import grpc
 
 from agentlightning.core import rollout_states as states
+from agentlightning.core.auth import current_principal
 from agentlightning.core.store import AttemptNotActive, NotFound, Store, StoreError, StoreUnavailable
 from agentlightning.v1 import rollouts_pb2, rollouts_pb2_grpc
 
@@ -60,7 +61,7 @@ class RolloutService(rollouts_pb2_grpc.RolloutServiceServicer):
         deadline = time.monotonic() + min(max(wait_s, 0.0), MAX_WAIT_S)
         while True:
             try:
-                taken = self.store.dequeue(request.worker_id, request.mode)
+                taken = self.store.dequeue(request.worker_id, request.mode, current_principal().name)
             except StoreError as exc:
                 _abort_for(context, exc)
             if taken is not None:

@@ -6,6 +6,7 @@ import logging
 import grpc
 from google.protobuf.message import DecodeError
 
+from agentlightning.core.auth import current_principal
 from agentlightning.core.server.group_commit import GroupCommitter
 from agentlightning.core.store import SpanRecord, Store, StoreUnavailable
 from agentlightning.core.validation import validate_span
@@ -22,6 +23,8 @@ class TraceService:
     def __init__(self, store: Store, committer: GroupCommitter) -> None:
         self.store = store
         self.committer = committer
+        # With auth on, spans of a queued rollout may be written only by the token holding that attempt.
+        self.require_ownership = False
 
     def export(self, raw: bytes, context: grpc.ServicerContext) -> traces_pb2.ExportResponse:
         """Parse spans one by one (one bad span never sinks the batch), store the valid ones
@@ -46,6 +49,8 @@ class TraceService:
                 continue
             records.append(SpanRecord.from_span(span, chunk))
             positions.append(index)
+        if self.require_ownership and records:
+            records, positions = self._check_ownership(records, positions, response)
         try:
             inserted = self.committer.submit(records)
         except StoreUnavailable as exc:
@@ -62,6 +67,25 @@ class TraceService:
             logger.info("export: %d accepted, %d duplicate, %d rejected", response.accepted,
                         response.duplicates, response.rejected)
         return response
+
+    def _check_ownership(self, records: list[SpanRecord], positions: list[int],
+                         response: traces_pb2.ExportResponse) -> tuple[list[SpanRecord], list[int]]:
+        principal = current_principal()
+        if principal.role == "admin":
+            return records, positions
+        owners = self.store.attempt_owners([r.rollout_id for r in records])
+        kept, kept_positions = [], []
+        for record, index in zip(records, positions):
+            attempts = owners.get(record.rollout_id)
+            if attempts is not None and attempts.get(record.attempt_id) != principal.name:
+                response.results.add(
+                    index=index, span_id=record.span_id, code=REJECTED,
+                    reason=(f"span {index} ({record.span_id.hex()}): rollout {record.rollout_id!r} attempt "
+                            f"{record.attempt_id!r} is not held by token {principal.name!r}"))
+                continue
+            kept.append(record)
+            kept_positions.append(index)
+        return kept, kept_positions
 
     def query_spans(self, request: traces_pb2.QuerySpansRequest,
                     context: grpc.ServicerContext) -> traces_pb2.QuerySpansResponse:

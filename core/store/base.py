@@ -4,6 +4,7 @@ from __future__ import annotations
 import abc
 from typing import NamedTuple, Optional, Sequence
 
+from agentlightning.core.auth import TokenRecord
 from agentlightning.v1 import resources_pb2, rollouts_pb2, spans_pb2
 
 
@@ -68,8 +69,14 @@ class Store(abc.ABC):
         """Add rollouts; a spec whose rollout_id exists returns the existing rollout (idempotent)."""
 
     @abc.abstractmethod
-    def dequeue(self, worker_id: str, mode: str = "") -> Optional[tuple[rollouts_pb2.Rollout, rollouts_pb2.Attempt]]:
-        """Atomically take the oldest queued rollout and start a new attempt for ``worker_id``."""
+    def dequeue(self, worker_id: str, mode: str = "", principal: str = ""
+                ) -> Optional[tuple[rollouts_pb2.Rollout, rollouts_pb2.Attempt]]:
+        """Atomically take the oldest queued rollout and start a new attempt for ``worker_id``
+        (``principal``: the authenticated token name, recorded as the attempt's owner)."""
+
+    @abc.abstractmethod
+    def attempt_owners(self, rollout_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        """For the given rollouts that exist in the queue: {rollout_id: {attempt_id: owner principal}}."""
 
     @abc.abstractmethod
     def heartbeat(self, attempt_id: str, worker_id: str) -> rollouts_pb2.HeartbeatResponse: ...
@@ -102,6 +109,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def get_resource(self, name: str) -> resources_pb2.ModelResource: ...
+
+    # -- access tokens -------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_token(self, name: str, role: str, token_hash: bytes) -> TokenRecord:
+        """Store a new token's hash; raises StoreError if the name is taken."""
+
+    @abc.abstractmethod
+    def revoke_token(self, name: str) -> bool:
+        """Mark a token revoked; False if there is no such token."""
+
+    @abc.abstractmethod
+    def list_tokens(self) -> list[TokenRecord]: ...
 
     def close(self) -> None:
         """Release connections; pending writes are already durable."""

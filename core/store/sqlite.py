@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Sequence
 
 from agentlightning.core import ids
+from agentlightning.core.auth import TokenRecord
 from agentlightning.core import rollout_states as states
 from agentlightning.core.store.base import (
     AttemptNotActive,
@@ -66,10 +67,18 @@ CREATE TABLE IF NOT EXISTS attempts (
     start_ns INTEGER NOT NULL,
     end_ns INTEGER NOT NULL DEFAULT 0,
     last_heartbeat_ns INTEGER NOT NULL,
-    error TEXT NOT NULL DEFAULT ''
+    error TEXT NOT NULL DEFAULT '',
+    principal TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS attempts_rollout ON attempts(rollout_id);
 CREATE INDEX IF NOT EXISTS attempts_status ON attempts(status);
+CREATE TABLE IF NOT EXISTS tokens (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    token_hash BLOB NOT NULL UNIQUE,
+    created_ns INTEGER NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS resources (
     name TEXT PRIMARY KEY,
     data BLOB NOT NULL
@@ -260,7 +269,7 @@ class SqliteStore(Store):
                 out.append(self._get_rollout(conn, rollout_id))
         return out
 
-    def dequeue(self, worker_id: str, mode: str = ""):
+    def dequeue(self, worker_id: str, mode: str = "", principal: str = ""):
         now = time.time_ns()
         with self._transaction() as conn:
             if mode:
@@ -277,8 +286,8 @@ class SqliteStore(Store):
             number = rollout.attempt_count + 1
             attempt_id = ids.new_attempt_id(rollout.rollout_id, number)
             conn.execute(
-                f"INSERT INTO attempts({_ATTEMPT_COLUMNS}) VALUES (?,?,?,?,?,?,0,?,'')",
-                (attempt_id, rollout.rollout_id, number, worker_id, states.RUNNING, now, now))
+                f"INSERT INTO attempts({_ATTEMPT_COLUMNS}, principal) VALUES (?,?,?,?,?,?,0,?,'',?)",
+                (attempt_id, rollout.rollout_id, number, worker_id, states.RUNNING, now, now, principal))
             conn.execute(
                 "UPDATE rollouts SET status=?, attempt_count=?, current_attempt_id=?, updated_ns=? WHERE rollout_id=?",
                 (states.RUNNING, number, attempt_id, now, rollout.rollout_id))
@@ -392,6 +401,41 @@ class SqliteStore(Store):
         rows = self._reader().execute(
             f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE rollout_id=? ORDER BY number", (rollout_id,)).fetchall()
         return [self._attempt_from_row(r) for r in rows]
+
+    def attempt_owners(self, rollout_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+        owners: dict[str, dict[str, str]] = {}
+        unique = list(dict.fromkeys(rollout_ids))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for (rollout_id,) in self._reader().execute(
+                    f"SELECT rollout_id FROM rollouts WHERE rollout_id IN ({marks})", chunk):
+                owners.setdefault(rollout_id, {})
+            for rollout_id, attempt_id, principal in self._reader().execute(
+                    f"SELECT rollout_id, attempt_id, principal FROM attempts WHERE rollout_id IN ({marks})", chunk):
+                owners.setdefault(rollout_id, {})[attempt_id] = principal
+        return owners
+
+    # -- access tokens -------------------------------------------------------------------
+    def add_token(self, name: str, role: str, token_hash: bytes) -> TokenRecord:
+        now = time.time_ns()
+        try:
+            with self._transaction() as conn:
+                conn.execute("INSERT INTO tokens(name, role, token_hash, created_ns) VALUES (?,?,?,?)",
+                             (name, role, token_hash, now))
+        except StoreError as exc:
+            if "UNIQUE" in str(exc):
+                raise StoreError(f"a token named {name!r} already exists") from None
+            raise
+        return TokenRecord(name, role, token_hash, now)
+
+    def revoke_token(self, name: str) -> bool:
+        with self._transaction() as conn:
+            return conn.execute("UPDATE tokens SET revoked=1 WHERE name=?", (name,)).rowcount == 1
+
+    def list_tokens(self) -> list[TokenRecord]:
+        rows = self._reader().execute("SELECT name, role, token_hash, created_ns, revoked FROM tokens ORDER BY name")
+        return [TokenRecord(n, r, bytes(h), c, bool(v)) for n, r, h, c, v in rows]
 
     # -- resources -----------------------------------------------------------------------
     def publish_resource(self, resource: resources_pb2.ModelResource) -> resources_pb2.ModelResource:
