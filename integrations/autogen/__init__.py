@@ -1,1 +1,84 @@
-"""agentlightning.integrations.autogen (placeholder until its integration lands)"""
+"""AutoGen 0.7 integration: one line records agent runs, team turns, model calls and tool executions.
+
+    from agentlightning.integrations.autogen import instrument
+    instrument()
+
+Nothing in the agent changes. Two public AutoGen hooks feed it:
+
+- OpenTelemetry GenAI spans (``invoke_agent`` per agent run or team turn, ``execute_tool`` per tool)
+  become AGENT and TOOL spans carrying the agent's name (see ``otel`` for how the provider is found);
+- the ``autogen_core.events`` log records (``LLMCallEvent``, ``LLMStreamStartEvent``/``LLMStreamEndEvent``)
+  become LLM spans under the agent that made the call, and ``ToolCallExecutionEvent`` on
+  ``autogen_agentchat.events`` supplies each tool's result and ``is_error``.
+
+A team's turns are separate agent spans; run the team inside ``agentlightning.rollout()`` (runners
+do) to get one rollout per team run. AutoGen logs a non-streamed model call only once it returned,
+so such an LLM span is a point in time; streamed calls span first chunk to end. Failing calls log no
+event and show up as an error on the agent span.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Optional
+
+from agentlightning.core.tracer import Tracer
+from agentlightning.integrations.autogen.recorder import AutoGenRecorder
+
+__all__ = ["AutoGenRecorder", "instrument", "uninstrument"]
+
+_lock = threading.Lock()
+_state: Optional[tuple[AutoGenRecorder, Any, list]] = None  # recorder, OTel provider, log taps
+
+
+def instrument(tracer: Optional[Tracer] = None) -> AutoGenRecorder:
+    """Start recording AutoGen (idempotent) and return the recorder.
+
+    ``tracer`` defaults to the process-wide one (``agentlightning.configure``), looked up per span.
+    """
+    global _state
+    import logging
+
+    from autogen_core import EVENT_LOGGER_NAME as CORE_EVENTS
+
+    from agentlightning.integrations.autogen import otel
+    from agentlightning.integrations.autogen.logtap import EventTap
+    from agentlightning.integrations.autogen.recorder import agentchat_event_handlers, core_event_handlers
+
+    with _lock:
+        if _state is not None:
+            recorder = _state[0]
+            if tracer is not None:
+                recorder.tracer = tracer
+            return recorder
+        recorder = AutoGenRecorder(tracer)
+        recorder.register_event_types(core_event_handlers())
+        taps = [EventTap(CORE_EVENTS, logging.INFO, recorder.on_record)]
+        try:
+            from autogen_agentchat import EVENT_LOGGER_NAME as CHAT_EVENTS
+
+            recorder.register_event_types(agentchat_event_handlers())
+            taps.append(EventTap(CHAT_EVENTS, logging.DEBUG, recorder.on_record))
+        except ImportError:  # autogen-core alone: model calls and tool spans, no tool results
+            pass
+        provider = otel.attach(recorder)
+        recorder.record_passthrough_parents = not isinstance(provider, otel.GenAiTracerProvider)
+        for tap in taps:
+            tap.install()
+        _state = (recorder, provider, taps)
+        return recorder
+
+
+def uninstrument() -> None:
+    """Stop recording and give the loggers their levels back (a provider we installed stays, inert)."""
+    global _state
+    from agentlightning.integrations.autogen import otel
+
+    with _lock:
+        if _state is None:
+            return
+        recorder, provider, taps = _state
+        recorder.enabled = False
+        for tap in taps:
+            tap.remove()
+        otel.detach(provider, recorder)
+        _state = None
