@@ -52,7 +52,7 @@ def _attribute_problem(value: spans_pb2.AttributeValue, depth: int, budget: list
     return None
 
 
-def _check_id(value: str, field: str, required: bool) -> Optional[str]:
+def check_id(value: str, field: str, required: bool) -> Optional[str]:
     if required and not value:
         return f"{field} is empty"
     if len(value) > MAX_ID_CHARS:
@@ -78,7 +78,7 @@ def validate_span(span: spans_pb2.Span) -> Optional[str]:
             len(rollout_id), len(attempt_id), len(producer_id)) > MAX_ID_CHARS:
         for field, value, required in (("rollout_id", rollout_id, True), ("attempt_id", attempt_id, False),
                                        ("producer_id", producer_id, False)):
-            problem = _check_id(value, field, required)
+            problem = check_id(value, field, required)
             if problem:
                 return problem
     if len(span.name) > MAX_NAME_CHARS or len(span.agent_name) > MAX_NAME_CHARS:

@@ -1,6 +1,7 @@
 """RolloutService: the task queue workers pull from, with long-poll dequeue and heartbeat expiry."""
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -10,6 +11,7 @@ import grpc
 
 from agentlightning.core import rollout_states as states
 from agentlightning.core.auth import current_principal
+from agentlightning.core.validation import check_id as _check_id
 from agentlightning.core.store import AttemptNotActive, NotFound, Store, StoreError, StoreUnavailable
 from agentlightning.v1 import rollouts_pb2, rollouts_pb2_grpc
 
@@ -45,8 +47,16 @@ class RolloutService(rollouts_pb2_grpc.RolloutServiceServicer):
             if not math.isfinite(spec.heartbeat_timeout_s) or spec.heartbeat_timeout_s < 0:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                               f"rollouts[{i}].heartbeat_timeout_s must be a finite number >= 0")
-            if len(spec.rollout_id) > 256:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"rollouts[{i}].rollout_id longer than 256 characters")
+            problem = _check_id(spec.rollout_id, f"rollouts[{i}].rollout_id", required=False) or _check_id(
+                spec.group_id, f"rollouts[{i}].group_id", required=False) or _check_id(
+                spec.task_id, f"rollouts[{i}].task_id", required=False)
+            if problem:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            if spec.input_json:
+                try:
+                    json.loads(spec.input_json)
+                except ValueError as exc:
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"rollouts[{i}].input_json is not valid JSON: {exc}")
         try:
             rollouts = self.store.enqueue(list(request.rollouts))
         except StoreError as exc:
