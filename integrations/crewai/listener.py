@@ -1,0 +1,459 @@
+"""A CrewAI event listener that records crews, tasks, agents, LLM calls and tool uses as spans.
+
+Crew -> AGENT (root, under the active rollout/span at kickoff), task -> CHAIN, agent execution -> AGENT
+(its role is the agent name its LLM and tool spans carry), LLM call -> LLM, tool usage -> TOOL.
+CrewAI runs sync handlers on a thread pool, so parents come from the ids the events carry (see
+``linker``), not from the order handlers happen to run in. Every handler swallows its own errors.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any, Callable, Optional
+
+from crewai.events import BaseEventListener
+from crewai.events import event_types as _event_types  # noqa: F401  (loads every event class)
+from crewai.events.base_events import BaseEvent
+from crewai.events.event_context import SCOPE_ENDING_EVENTS, SCOPE_STARTING_EVENTS
+from crewai.events.types.agent_events import (
+    AgentExecutionCompletedEvent, AgentExecutionErrorEvent, AgentExecutionStartedEvent,
+    LiteAgentExecutionCompletedEvent, LiteAgentExecutionErrorEvent, LiteAgentExecutionStartedEvent,
+)
+from crewai.events.types.crew_events import CrewKickoffCompletedEvent, CrewKickoffFailedEvent, CrewKickoffStartedEvent
+from crewai.events.types.llm_events import (
+    LLMCallCompletedEvent, LLMCallFailedEvent, LLMCallStartedEvent, LLMStreamChunkEvent,
+)
+from crewai.events.types.task_events import TaskCompletedEvent, TaskFailedEvent, TaskStartedEvent
+from crewai.events.types.tool_usage_events import (
+    ToolFailureDetectedEvent, ToolUsageErrorEvent, ToolUsageFinishedEvent, ToolUsageStartedEvent,
+)
+
+from agentlightning.core import api
+from agentlightning.core.kinds import SpanKind, ToolOutcome
+from agentlightning.core.tracer import ActiveSpan, Tracer
+from agentlightning.integrations.crewai import mapping
+from agentlightning.integrations.crewai.linker import SpanLinker
+
+logger = logging.getLogger("agentlightning.integrations.crewai")
+
+_MAX_ATTR = 16 * 1024
+_MAPPED_TYPES = {
+    CrewKickoffStartedEvent, CrewKickoffCompletedEvent, CrewKickoffFailedEvent, TaskStartedEvent,
+    TaskCompletedEvent, TaskFailedEvent, AgentExecutionStartedEvent, AgentExecutionCompletedEvent,
+    AgentExecutionErrorEvent, LiteAgentExecutionStartedEvent, LiteAgentExecutionCompletedEvent,
+    LiteAgentExecutionErrorEvent, LLMCallStartedEvent, LLMCallCompletedEvent, LLMCallFailedEvent,
+    ToolUsageStartedEvent, ToolUsageFinishedEvent, ToolUsageErrorEvent,
+}
+
+
+def _scope_event_classes() -> tuple[list[type], list[type]]:
+    """Every other scope-opening/closing event class: they become pass-through nodes, so an LLM call
+    inside e.g. an agent executor's flow still finds its agent."""
+    starts, ends, stack, seen = [], [], list(BaseEvent.__subclasses__()), set()
+    while stack:
+        cls = stack.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        stack.extend(cls.__subclasses__())
+        field = getattr(cls, "model_fields", {}).get("type")
+        name = getattr(field, "default", None)
+        if cls in _MAPPED_TYPES or not isinstance(name, str):
+            continue
+        if name in SCOPE_STARTING_EVENTS:
+            starts.append(cls)
+        elif name in SCOPE_ENDING_EVENTS:
+            ends.append(cls)
+    return starts, ends
+
+
+def _clip(value: Any) -> str:
+    return mapping.text_of(value)[:_MAX_ATTR]
+
+
+def _agent_keys(event: Any) -> tuple:
+    """Fallback parents for an LLM/tool event whose scope never showed: its agent run, else its task."""
+    keys = []
+    if event.agent_id:
+        keys.append(("agent", event.agent_id, event.task_id))
+    if event.task_id:
+        keys.append(("task", event.task_id))
+    return tuple(keys)
+
+
+class AgentLightningListener(BaseEventListener):
+    """Registers on ``crewai_event_bus`` when constructed; ``close()`` unregisters.
+
+    ``tracer`` defaults to the process-wide one (``agentlightning.core.api.get_tracer()``) at each span.
+    """
+
+    def __init__(self, tracer: Optional[Tracer] = None) -> None:
+        self._tracer_override = tracer
+        self.linker = SpanLinker(self._tracer)
+        self.linker.on_scope_end = self._on_scope_end
+        self._lock = threading.Lock()
+        self._requested: dict[str, list[tuple[str, str, str]]] = {}  # scope id -> tool calls the LLM asked
+        self._tool_ends: dict[str, None] = {}  # ids of tool end events seen (bounded, ordered)
+        self._pending_failures: dict[str, Any] = {}  # previous event id -> ToolFailureDetectedEvent
+        self._failures_by_scope: dict[str, list[str]] = {}
+        self._streams: dict[str, list] = {}  # call_id -> [first chunk timestamp, chunks]
+        self._registered: list[tuple[type, Callable[..., Any]]] = []
+        self._bus: Any = None
+        super().__init__()
+
+    def _tracer(self) -> Tracer:
+        return self._tracer_override or api.get_tracer()
+
+    # -- registration ------------------------------------------------------------------------------
+    def setup_listeners(self, crewai_event_bus: Any) -> None:
+        self._bus = crewai_event_bus
+        handlers: list[tuple[type, Callable[..., Any]]] = [
+            (CrewKickoffStartedEvent, self._on_crew_start),
+            (CrewKickoffCompletedEvent, self._on_crew_end),
+            (CrewKickoffFailedEvent, self._on_crew_end),
+            (TaskStartedEvent, self._on_task_start),
+            (TaskCompletedEvent, self._on_task_end),
+            (TaskFailedEvent, self._on_task_end),
+            (AgentExecutionStartedEvent, self._on_agent_start),
+            (LiteAgentExecutionStartedEvent, self._on_agent_start),
+            (AgentExecutionCompletedEvent, self._on_agent_end),
+            (AgentExecutionErrorEvent, self._on_agent_end),
+            (LiteAgentExecutionCompletedEvent, self._on_agent_end),
+            (LiteAgentExecutionErrorEvent, self._on_agent_end),
+            (LLMCallStartedEvent, self._on_llm_start),
+            (LLMCallCompletedEvent, self._on_llm_end),
+            (LLMCallFailedEvent, self._on_llm_end),
+            (LLMStreamChunkEvent, self._on_llm_chunk),
+            (ToolUsageStartedEvent, self._on_tool_start),
+            (ToolUsageFinishedEvent, self._on_tool_end),
+            (ToolUsageErrorEvent, self._on_tool_end),
+            (ToolFailureDetectedEvent, self._on_tool_failure),
+        ]
+        starts, ends = _scope_event_classes()
+        handlers += [(cls, self._on_scope_start) for cls in starts]
+        handlers += [(cls, self._on_scope_close) for cls in ends]
+        for event_type, handler in handlers:
+            crewai_event_bus.on(event_type)(handler)
+            self._registered.append((event_type, handler))
+
+    def close(self) -> None:
+        """Unregister every handler (spans already open are left to end as their events arrive)."""
+        bus, registered, self._registered = self._bus, self._registered, []
+        for event_type, handler in registered:
+            try:
+                bus.off(event_type, handler)
+            except Exception:
+                logger.debug("could not unregister %s", event_type, exc_info=True)
+
+    # -- crew / task / agent -----------------------------------------------------------------------
+    def _start(self, event: Any, name: str, kind: int, agent_name: Optional[str],
+               attributes: Optional[dict] = None, keys: tuple = (), fallback: tuple = (),
+               fill: Optional[Callable[[ActiveSpan], None]] = None) -> None:
+        start_ns = mapping.time_ns(event.timestamp)
+
+        def build(parent: ActiveSpan) -> ActiveSpan:
+            span = self._tracer().start_span(name, kind, agent_name=agent_name, parent=parent,
+                                            attributes=attributes, start_time_ns=start_ns)
+            if fill is not None:
+                fill(span)
+            return span
+
+        self.linker.start(event.event_id, event.parent_event_id, build, keys=keys, fallback=fallback)
+
+    def _end(self, event: Any, fill: Optional[Callable[[ActiveSpan], None]] = None, error: Any = None) -> None:
+        self.linker.end(event.started_event_id, fill, mapping.time_ns(event.timestamp), error)
+
+    def _on_crew_start(self, source: Any, event: Any) -> None:
+        try:
+            name = event.crew_name or "crew"
+            attributes = {"crewai.crew.id": str(getattr(source, "id", "") or "")}
+            if event.inputs:
+                attributes["crewai.crew.inputs"] = _clip(event.inputs)
+            process = getattr(source, "process", None)
+            if process is not None:
+                attributes["crewai.crew.process"] = str(getattr(process, "value", process))
+            self._start(event, name, SpanKind.AGENT, name, attributes)
+        except Exception:
+            logger.debug("crew start not recorded", exc_info=True)
+
+    def _on_crew_end(self, source: Any, event: Any) -> None:
+        try:
+            # CrewAI flushes its handlers before this event: anything still waiting now never gets a parent.
+            self.linker.sweep()
+            self._flush_failures()
+            error = getattr(event, "error", None)
+            output, total = getattr(event, "output", None), getattr(event, "total_tokens", 0)
+
+            def fill(span: ActiveSpan) -> None:
+                if output is not None:
+                    span.set_attribute("crewai.crew.output", _clip(output))
+                if total:
+                    span.set_attribute("gen_ai.usage.total_tokens", int(total))
+
+            self._end(event, fill, error)
+        except Exception:
+            logger.debug("crew end not recorded", exc_info=True)
+
+    def _on_task_start(self, source: Any, event: Any) -> None:
+        try:
+            task = event.task
+            agent = getattr(task, "agent", None)
+            role = getattr(agent, "role", None)
+            attributes = {"crewai.task.id": event.task_id or "",
+                          "crewai.task.description": _clip(getattr(task, "description", "") or "")}
+            expected = getattr(task, "expected_output", None)
+            if expected:
+                attributes["crewai.task.expected_output"] = _clip(expected)
+            name = (getattr(task, "name", None) or event.task_name or "task")[:200]
+            self._start(event, name, SpanKind.CHAIN, role, attributes, keys=(("task", event.task_id),))
+        except Exception:
+            logger.debug("task start not recorded", exc_info=True)
+
+    def _on_task_end(self, source: Any, event: Any) -> None:
+        try:
+            output = getattr(event, "output", None)
+
+            def fill(span: ActiveSpan) -> None:
+                if output is not None:
+                    span.set_attribute("crewai.task.output", _clip(output))
+
+            self._end(event, fill, getattr(event, "error", None))
+        except Exception:
+            logger.debug("task end not recorded", exc_info=True)
+
+    def _on_agent_start(self, source: Any, event: Any) -> None:
+        try:
+            agent = getattr(event, "agent", None)
+            info = getattr(event, "agent_info", None) or {}
+            role = getattr(agent, "role", None) or info.get("role") or event.agent_role or "agent"
+            agent_id = str(getattr(agent, "id", "") or info.get("id") or "")
+            task_id = event.task_id
+            if task_id is None and getattr(event, "task", None) is not None:
+                task_id = str(getattr(event.task, "id", "") or "") or None
+            attributes = {"crewai.agent.id": agent_id}
+            goal = getattr(agent, "goal", None) or info.get("goal")
+            if goal:
+                attributes["crewai.agent.goal"] = _clip(goal)
+            tools = getattr(event, "tools", None)
+            if tools:
+                attributes["crewai.agent.tools"] = [str(getattr(t, "name", t)) for t in tools]
+            self._start(event, role, SpanKind.AGENT, role, attributes,
+                        keys=(("agent", agent_id, task_id),), fallback=(("task", task_id),) if task_id else ())
+        except Exception:
+            logger.debug("agent start not recorded", exc_info=True)
+
+    def _on_agent_end(self, source: Any, event: Any) -> None:
+        try:
+            output = getattr(event, "output", None)
+
+            def fill(span: ActiveSpan) -> None:
+                if output is not None:
+                    span.set_attribute("crewai.agent.output", _clip(output))
+
+            self._end(event, fill, getattr(event, "error", None))
+        except Exception:
+            logger.debug("agent end not recorded", exc_info=True)
+
+    def _on_scope_start(self, source: Any, event: Any) -> None:
+        try:
+            self.linker.start(event.event_id, event.parent_event_id, None, fallback=_agent_keys(event))
+        except Exception:
+            logger.debug("scope start not recorded", exc_info=True)
+
+    def _on_scope_close(self, source: Any, event: Any) -> None:
+        try:
+            self.linker.end(event.started_event_id, None, 0)
+        except Exception:
+            logger.debug("scope end not recorded", exc_info=True)
+
+    # -- LLM -----------------------------------------------------------------------------------------
+    def _on_llm_start(self, source: Any, event: Any) -> None:
+        try:
+            model = event.model or "llm"
+            self._start(event, f"chat {model}", SpanKind.LLM, event.agent_role,
+                        fallback=_agent_keys(event), fill=lambda span: mapping.fill_request(span.proto.llm, event))
+        except Exception:
+            logger.debug("llm start not recorded", exc_info=True)
+
+    def _on_llm_chunk(self, source: Any, event: Any) -> None:
+        # Runs on the agent's own thread (CrewAI calls chunk handlers inline): keep it tiny.
+        try:
+            stats = self._streams.get(event.call_id)
+            if stats is None:
+                self._streams[event.call_id] = [event.timestamp, 1]
+            else:
+                stats[1] += 1
+        except Exception:
+            pass
+
+    def _on_llm_end(self, source: Any, event: Any) -> None:
+        try:
+            stream = self._streams.pop(event.call_id, None)
+            if isinstance(event, LLMCallFailedEvent):
+                self._end(event, None, event.error)
+                return
+            scope = event.parent_event_id
+
+            def fill(span: ActiveSpan) -> None:
+                llm = span.proto.llm
+                requested = mapping.fill_response(llm, event)
+                if stream is not None:
+                    llm.streamed = True
+                    span.set_attribute("agentlightning.stream.chunks", stream[1])
+                    first = mapping.time_ns(stream[0])
+                    if first:
+                        span.set_attribute("gen_ai.response.time_to_first_chunk_ms",
+                                           max(0.0, (first - span.proto.start_time_unix_nano) / 1e6))
+                if requested and scope:
+                    with self._lock:
+                        self._requested.setdefault(scope, []).extend(requested)
+
+            self._end(event, fill)
+        except Exception:
+            logger.debug("llm end not recorded", exc_info=True)
+
+    # -- tools ---------------------------------------------------------------------------------------
+    def _take_requested(self, scope: Optional[str], name: str, args: Any) -> Optional[tuple[str, str, str]]:
+        """The model's tool call this tool use answers: same scope and name, equal arguments preferred."""
+        if not scope:
+            return None
+        with self._lock:
+            calls = self._requested.get(scope)
+            if not calls:
+                return None
+            candidates = [i for i, c in enumerate(calls) if c[1] == name]
+            if not candidates:
+                return None
+            chosen = candidates[0]
+            for i in candidates:
+                try:
+                    if json.loads(calls[i][2]) == args:
+                        chosen = i
+                        break
+                except ValueError:
+                    continue
+            return calls.pop(chosen)
+
+    def _on_tool_start(self, source: Any, event: Any) -> None:
+        try:
+            scope = event.parent_event_id
+
+            def fill(span: ActiveSpan) -> None:
+                requested = self._take_requested(scope, event.tool_name, event.tool_args)
+                mapping.fill_tool_start(span.proto.tool, event, requested)
+                if event.run_attempts:
+                    span.set_attribute("crewai.tool.run_attempts", int(event.run_attempts))
+
+            self._start(event, event.tool_name or "tool", SpanKind.TOOL, event.agent_role,
+                        fallback=_agent_keys(event), fill=fill)
+        except Exception:
+            logger.debug("tool start not recorded", exc_info=True)
+
+    def _on_tool_end(self, source: Any, event: Any) -> None:
+        try:
+            with self._lock:
+                self._pending_failures.pop(event.event_id, None)  # its failure event is no new call
+                self._tool_ends[event.event_id] = None
+                if len(self._tool_ends) > 10_000:
+                    self._tool_ends.pop(next(iter(self._tool_ends)))
+            scope = event.parent_event_id
+            is_error = isinstance(event, ToolUsageErrorEvent)
+
+            def fill(span: ActiveSpan) -> None:
+                tool = span.proto.tool
+                if not tool.call_id:  # the LLM's completion was handled after our start
+                    requested = self._take_requested(scope, event.tool_name, event.tool_args)
+                    if requested is not None:
+                        mapping.fill_tool_start(tool, event, requested)
+                if is_error:
+                    tool.outcome = mapping.error_outcome(event.error)
+                    tool.error_message = str(event.error)[:8192]
+                    span.record_error(event.error if isinstance(event.error, BaseException) else str(event.error))
+                    return
+                tool.result = mapping.text_of(event.output)
+                if event.from_cache:
+                    span.set_attribute("crewai.tool.from_cache", True)
+                failure = event.failure
+                if failure is None:
+                    tool.outcome = ToolOutcome.OK
+                else:
+                    tool.outcome = mapping.failure_outcome(failure)
+                    tool.error_message = mapping.failure_message(failure)
+                    span.record_error(tool.error_message, error_type=str(getattr(failure, "code", "") or "ToolFailure"))
+
+            self._end(event, fill)
+        except Exception:
+            logger.debug("tool end not recorded", exc_info=True)
+
+    def _on_tool_failure(self, source: Any, event: Any) -> None:
+        """A failure reported without a tool run (unparseable arguments, unknown tool) becomes its own TOOL
+        span; one that follows a tool's end event is that span's outcome already and is skipped."""
+        try:
+            previous = event.previous_event_id or ""
+            with self._lock:
+                if previous in self._tool_ends:
+                    return
+                self._pending_failures[previous] = event
+                self._failures_by_scope.setdefault(event.parent_event_id or "", []).append(previous)
+        except Exception:
+            logger.debug("tool failure not recorded", exc_info=True)
+
+    def _on_scope_end(self, scope_id: str) -> None:
+        """A scope closed: settle undecided tool failures in it and forget its unanswered tool calls."""
+        with self._lock:
+            self._requested.pop(scope_id, None)
+            events = [self._pending_failures.pop(p, None) for p in self._failures_by_scope.pop(scope_id, ())]
+        for event in events:
+            if event is not None:
+                self._record_failure(event)
+
+    def _flush_failures(self) -> None:
+        with self._lock:
+            events = list(self._pending_failures.values())
+            self._pending_failures.clear()
+            self._failures_by_scope.clear()
+        for event in events:
+            self._record_failure(event)
+
+    def _record_failure(self, event: Any) -> None:
+        try:
+            failure = event.failure
+
+            def fill(span: ActiveSpan) -> None:
+                mapping.fill_tool_start(span.proto.tool, event, None)
+                span.proto.tool.outcome = mapping.failure_outcome(failure)
+                span.proto.tool.error_message = mapping.failure_message(failure)
+                span.record_error(span.proto.tool.error_message,
+                                  error_type=str(getattr(failure, "code", "") or "ToolFailure"))
+
+            self._start(event, event.tool_name or "tool", SpanKind.TOOL, event.agent_role,
+                        fallback=_agent_keys(event), fill=fill)
+            self.linker.end(event.event_id, None, mapping.time_ns(event.timestamp))
+        except Exception:
+            logger.debug("tool failure span not recorded", exc_info=True)
+
+
+_instrument_lock = threading.Lock()
+_listener: Optional[AgentLightningListener] = None
+
+
+def instrument(tracer: Optional[Tracer] = None) -> AgentLightningListener:
+    """Record every crew in this process (idempotent: a second call returns the same listener)."""
+    global _listener
+    with _instrument_lock:
+        if _listener is None:
+            _listener = AgentLightningListener(tracer)
+        elif tracer is not None:
+            _listener._tracer_override = tracer
+        return _listener
+
+
+def uninstrument() -> None:
+    """Stop recording (unregisters the listener from CrewAI's bus)."""
+    global _listener
+    with _instrument_lock:
+        listener, _listener = _listener, None
+    if listener is not None:
+        listener.close()
+

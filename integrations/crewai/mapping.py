@@ -1,0 +1,185 @@
+"""Pure functions from CrewAI event fields to our span payloads.
+
+Duck-typed on the events' plain fields (dicts, strings, pydantic objects read by attribute), so this module
+imports nothing from CrewAI and can be tested with plain objects.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import Any, Mapping, Optional
+
+from agentlightning.core.kinds import ToolOutcome
+from agentlightning.v1 import spans_pb2
+
+MAX_TEXT = 256 * 1024
+_EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+_ONE_US = _dt.timedelta(microseconds=1)
+# CrewAI's ToolFailureReason values -> our normalised outcome.
+_FAILURE_OUTCOMES = {
+    "unknown_tool": ToolOutcome.NOT_FOUND,
+    "invalid_input": ToolOutcome.INVALID_ARGUMENTS,
+}
+_TIMEOUT_ERRORS = ("TimeoutError", "ReadTimeout", "ConnectTimeout", "APITimeoutError")
+
+
+def time_ns(timestamp: Any) -> int:
+    """An event's ``timestamp`` (aware UTC datetime) in ns; 0 (= now, for the tracer) when unusable."""
+    try:
+        if timestamp.tzinfo is None:
+            timestamp = timestamp.astimezone(_dt.timezone.utc)
+        return ((timestamp - _EPOCH) // _ONE_US) * 1000
+    except Exception:
+        return 0
+
+
+def text_of(value: Any) -> str:
+    """Text of a message content or result: a string, a list of content parts, or anything else as JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value[:MAX_TEXT]
+    if isinstance(value, (list, tuple)) and all(isinstance(p, Mapping) for p in value):
+        texts = [p.get("text") for p in value if isinstance(p.get("text"), str)]
+        if texts:
+            return "".join(texts)[:MAX_TEXT]
+    raw = getattr(value, "raw", None)  # TaskOutput / CrewOutput
+    if isinstance(raw, str):
+        return raw[:MAX_TEXT]
+    return dumps(value)[:MAX_TEXT]
+
+
+def dumps(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def _get(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
+
+
+def add_tool_call(target: Any, call: Any) -> None:
+    """An OpenAI-style tool call (dict or object with ``function.name/arguments``) into a ToolCallRequest."""
+    fn = _get(call, "function") or call
+    args = _get(fn, "arguments")
+    target.add(id=str(_get(call, "id") or ""), name=str(_get(fn, "name") or ""),
+               arguments=args if isinstance(args, str) else dumps(args if args is not None else {}))
+
+
+def fill_message(target: spans_pb2.ChatMessage, message: Any) -> None:
+    if not isinstance(message, Mapping):
+        target.role = "user"
+        target.content = text_of(message)
+        return
+    target.role = str(message.get("role") or "")
+    target.content = text_of(message.get("content"))
+    if message.get("name"):
+        target.name = str(message["name"])
+    if message.get("tool_call_id"):
+        target.tool_call_id = str(message["tool_call_id"])
+    for call in message.get("tool_calls") or ():
+        add_tool_call(target.tool_calls, call)
+
+
+def fill_request(llm: spans_pb2.LlmPayload, event: Any) -> None:
+    """``LLMCallStartedEvent``: model, messages, offered tools, sampling, streaming."""
+    llm.operation = "chat"
+    if event.model:
+        llm.request_model = str(event.model)
+    messages = event.messages
+    if isinstance(messages, str):
+        llm.request_messages.add(role="user", content=messages[:MAX_TEXT])
+    else:
+        for message in messages or ():
+            fill_message(llm.request_messages.add(), message)
+    for tool in event.tools or ():
+        fn = tool.get("function") if isinstance(tool, Mapping) and isinstance(tool.get("function"), Mapping) \
+            else tool
+        name = _get(fn, "name")
+        if name:
+            schema = _get(fn, "parameters")
+            llm.tools.add(name=str(name), description=str(_get(fn, "description") or ""),
+                          parameters_json_schema=dumps(schema) if schema is not None else "")
+    sampling = llm.sampling
+    if isinstance(event.temperature, (int, float)):
+        sampling.temperature = float(event.temperature)
+    if isinstance(event.top_p, (int, float)):
+        sampling.top_p = float(event.top_p)
+    if isinstance(event.max_tokens, (int, float)):
+        sampling.max_tokens = int(event.max_tokens)
+    if isinstance(event.seed, int):
+        sampling.seed = event.seed
+    if isinstance(event.n, int):
+        sampling.n = event.n
+    if event.stop_sequences:
+        sampling.stop.extend(str(s) for s in event.stop_sequences)
+    llm.streamed = bool(event.stream)
+
+
+def fill_response(llm: spans_pb2.LlmPayload, event: Any) -> list[tuple[str, str, str]]:
+    """``LLMCallCompletedEvent``: the reply (text or tool calls), usage, finish reason.
+
+    Returns the tool calls requested as ``(id, name, raw arguments)``, to pair with the tool spans."""
+    message = llm.response_messages.add(role="assistant")
+    response = event.response
+    requested: list[tuple[str, str, str]] = []
+    if isinstance(response, list) and response and all(_get(c, "function") is not None for c in response):
+        for call in response:
+            add_tool_call(message.tool_calls, call)
+        requested = [(c.id, c.name, c.arguments) for c in message.tool_calls]
+    else:
+        message.content = text_of(response)
+    usage = event.usage
+    if isinstance(usage, Mapping):
+        prompt = usage.get("prompt_tokens", usage.get("input_tokens")) or 0
+        completion = usage.get("completion_tokens", usage.get("output_tokens")) or 0
+        llm.usage.input_tokens = int(prompt)
+        llm.usage.output_tokens = int(completion)
+        llm.usage.total_tokens = int(usage.get("total_tokens") or prompt + completion)
+    if event.finish_reason:
+        llm.finish_reasons.append(event.finish_reason)
+    if event.response_id:
+        llm.response_id = event.response_id
+    if event.model:
+        llm.response_model = str(event.model)
+    return requested
+
+
+def raw_arguments(tool_args: Any) -> tuple[str, bool]:
+    """(raw arguments string, whether they are a valid JSON object). CrewAI hands parsed dicts on
+    success and the model's raw string when it could not parse them."""
+    if isinstance(tool_args, Mapping):
+        return dumps(tool_args), True
+    if isinstance(tool_args, str):
+        try:
+            return tool_args, isinstance(json.loads(tool_args), dict)
+        except ValueError:
+            return tool_args, False
+    return dumps(tool_args), False
+
+
+def fill_tool_start(tool: spans_pb2.ToolPayload, event: Any, requested: Optional[tuple[str, str, str]]) -> None:
+    tool.name = str(event.tool_name or "")
+    if requested is not None:  # the model's own call: its id and exact argument string
+        tool.call_id = requested[0]
+        tool.arguments = requested[2]
+        _, tool.arguments_valid = raw_arguments(requested[2])
+    else:
+        tool.arguments, tool.arguments_valid = raw_arguments(event.tool_args)
+
+
+def error_outcome(error: Any) -> int:
+    name = type(error).__name__ if isinstance(error, BaseException) else ""
+    return ToolOutcome.TIMEOUT if name in _TIMEOUT_ERRORS else ToolOutcome.ERROR
+
+
+def failure_outcome(failure: Any) -> int:
+    reason = _get(failure, "reason")
+    reason = getattr(reason, "value", reason)
+    return _FAILURE_OUTCOMES.get(str(reason), ToolOutcome.ERROR)
+
+
+def failure_message(failure: Any) -> str:
+    return str(_get(failure, "message") or "")[:8192]
