@@ -16,7 +16,7 @@ import time
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import grpc
 
@@ -62,6 +62,9 @@ class ExporterConfig:
     backoff_max_s: float = 5.0
     spool_dir: Optional[str] = None
     spool_max_bytes: int = 1024 * 1024 * 1024
+    # Called on the exporter thread with (ExportRequest bytes, ExportResponse) after each answered
+    # batch: for audits and fault tests that must know exactly what the server acknowledged.
+    on_ack: Optional[Callable[[bytes, "traces_pb2.ExportResponse"], None]] = None
 
     @classmethod
     def from_env(cls, **overrides) -> "ExporterConfig":
@@ -124,6 +127,7 @@ class SpanExporter:
         self._backoff = self.config.backoff_initial_s
         self._last_drop_log = 0.0
         self._rpc_latencies: collections.deque[float] = collections.deque(maxlen=100_000)
+        self._replay_lock = threading.Lock()  # one replayer at a time (worker thread or drain_spool)
         self._spool = Spool(self.config.spool_dir or default_spool_dir(), self.config.spool_max_bytes)
         self._channel = open_channel(
             self.config.endpoint, self.config.tls_ca_file,
@@ -191,12 +195,20 @@ class SpanExporter:
     def drain_spool(self, timeout_s: float = 30.0) -> bool:
         """Flush, then replay the spool until it is empty or the deadline passes. True when empty."""
         deadline = time.monotonic() + timeout_s
-        self.flush(timeout_s)
+        if not self.flush(timeout_s):
+            return False
         while time.monotonic() < deadline:
-            self._circuit_open_until = 0.0
-            self._spool.seal()
-            if self._replay_spool() and not self._spool.has_pending():
-                return True
+            if not self._replay_lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                return False
+            try:
+                self._circuit_open_until = 0.0
+                self._spool.seal()
+                if self._replay_spool_locked() and not self._spool.has_pending():
+                    with self._lock:
+                        if not self._queue and not self._in_flight:
+                            return True
+            finally:
+                self._replay_lock.release()
             time.sleep(0.05)
         return False
 
@@ -295,6 +307,11 @@ class SpanExporter:
         for result in response.results:
             if result.code == traces_pb2.SPAN_RESULT_CODE_REJECTED:
                 logger.warning("span %s rejected by server: %s", result.span_id.hex(), result.reason)
+        if self.config.on_ack is not None:
+            try:
+                self.config.on_ack(payload, response)
+            except Exception:
+                logger.exception("on_ack callback failed")
         self._backoff = self.config.backoff_initial_s
         self._circuit_open_until = 0.0
         return True
@@ -332,6 +349,15 @@ class SpanExporter:
             self._drop("spool_full", n)
 
     def _replay_spool(self) -> bool:
+        """Replay unless another thread already is (then: let it)."""
+        if not self._replay_lock.acquire(blocking=False):
+            return False
+        try:
+            return self._replay_spool_locked()
+        finally:
+            self._replay_lock.release()
+
+    def _replay_spool_locked(self) -> bool:
         """Send every spooled batch. False as soon as the server fails again (the rest stays)."""
         self._spool.seal()
         while True:

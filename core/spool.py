@@ -166,7 +166,9 @@ class Spool:
         return None
 
     def has_pending(self) -> bool:
-        return any(self.directory.glob("*.seg"))
+        """Anything spooled on disk: closed segments, our open one (empty segments are removed when
+        sealed), segments being replayed, and segments of other processes."""
+        return any(True for _ in self.directory.iterdir())
 
     def records(self, path: Path) -> Iterator[SpoolRecord]:
         return read_segment(path, self.skipped)

@@ -136,3 +136,30 @@ def test_spool_cap_is_respected(tmp_path):
     assert stats.dropped.get("spool_full", 0) > 0
     assert stats.spooled + stats.dropped_total == 200
     assert sum(p.stat().st_size for p in (tmp_path / "spool").iterdir()) <= 30_000
+
+
+def test_a_long_running_agent_replays_its_spool_without_being_closed(tmp_path):
+    """After an outage the worker replays on its own (no drain/close needed) once the server is back."""
+    from spans_factory import llm_span
+
+    db = tmp_path / "late.db"
+    server = _start(db)
+    port = server.port
+    server.stop(grace_s=0)
+    exporter = SpanExporter(ExporterConfig(endpoint=f"127.0.0.1:{port}", spool_dir=str(tmp_path / "spool"),
+                                           flush_interval_s=0.02, backoff_initial_s=0.05, backoff_max_s=0.2,
+                                           rpc_timeout_s=1.0))
+    for i in range(50):
+        exporter.submit(llm_span("late", seq=i))
+    assert exporter.flush(10)
+    assert exporter.stats().spooled == 50
+    server = _start(db, port)
+    try:
+        deadline = time.monotonic() + 15
+        while exporter.stats().replayed < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert exporter.stats().replayed == 50
+        assert len(server.store.get_spans("late")) == 50
+    finally:
+        exporter.close()
+        server.stop()
