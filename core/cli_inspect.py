@@ -13,7 +13,6 @@ from google.protobuf.json_format import MessageToDict
 from agentlightning.core import rollout_states as states
 from agentlightning.core.exporter import DEFAULT_ENDPOINT
 from agentlightning.core.span_tree import build_tree, format_tree
-from agentlightning.v1 import spans_pb2
 
 
 def _add_endpoint(p: argparse.ArgumentParser) -> None:

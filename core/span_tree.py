@@ -71,24 +71,33 @@ def _sort(level: list[SpanNode]) -> None:
         _sort(node.children)
 
 
-def _order_spans(level: list[spans_pb2.Span]) -> None:
-    """Sort one level of siblings exactly as ``_sort`` orders nodes (without building nodes)."""
+def _seq(row: tuple) -> int:
+    return row[0].sequence
+
+
+def _time_key(row: tuple) -> tuple:
+    s = row[0]
+    return (s.start_time_unix_nano, s.producer_id, s.sequence)
+
+
+def _order_rows(level: list[tuple], single_producer: bool) -> None:
+    """Sort one level of siblings exactly as ``_sort`` orders nodes (without building nodes).
+    Rows are (span, span_id, parent_id)."""
     if len(level) < 2:
         return
-    producer = level[0].producer_id
-    if all(s.producer_id == producer for s in level):
+    if single_producer:
         # One producer: its sequence numbers alone decide (the clock cannot reorder them).
-        level.sort(key=lambda s: s.sequence)
+        level.sort(key=_seq)
         return
-    level.sort(key=lambda s: (s.start_time_unix_nano, s.producer_id, s.sequence))
+    level.sort(key=_time_key)
     by_producer: dict[str, list[int]] = {}
-    for i, s in enumerate(level):
-        by_producer.setdefault(s.producer_id, []).append(i)
+    for i, row in enumerate(level):
+        by_producer.setdefault(row[0].producer_id, []).append(i)
     for positions in by_producer.values():
         if len(positions) > 1:
-            ordered_group = sorted((level[i] for i in positions), key=lambda s: s.sequence)
-            for i, s in zip(positions, ordered_group):
-                level[i] = s
+            ordered_group = sorted((level[i] for i in positions), key=_seq)
+            for i, row in zip(positions, ordered_group):
+                level[i] = row
 
 
 def ordered(spans: Iterable[spans_pb2.Span]) -> tuple[list[spans_pb2.Span], dict[bytes, spans_pb2.Span], int]:
@@ -96,51 +105,56 @@ def ordered(spans: Iterable[spans_pb2.Span]) -> tuple[list[spans_pb2.Span], dict
     order but not the nodes. Returns (ordered spans, spans by id, number of orphans); duplicates by
     span id keep the first copy, like ``build_tree``."""
     by_id: dict[bytes, spans_pb2.Span] = {}
+    rows: list[tuple] = []
+    producers: set[str] = set()
     for s in spans:
-        if s.span_id not in by_id:
-            by_id[s.span_id] = s
-    children: dict[bytes, list[spans_pb2.Span]] = {}
-    roots: list[spans_pb2.Span] = []
+        sid = s.span_id
+        if sid not in by_id:
+            by_id[sid] = s
+            rows.append((s, sid, s.parent_span_id))
+            producers.add(s.producer_id)
+    single = len(producers) <= 1
+    children: dict[bytes, list[tuple]] = {}
+    roots: list[tuple] = []
     orphans = 0
-    for sid, s in by_id.items():
-        parent_id = s.parent_span_id
-        if parent_id and parent_id != sid and parent_id in by_id:
+    for row in rows:
+        parent_id = row[2]
+        if parent_id and parent_id != row[1] and parent_id in by_id:
             level = children.get(parent_id)
             if level is None:
-                children[parent_id] = [s]
+                children[parent_id] = [row]
             else:
-                level.append(s)
+                level.append(row)
         else:
             if parent_id:
                 orphans += 1
-            roots.append(s)
-    out = _dfs(roots, children)
+            roots.append(row)
+    out = _dfs(roots, children, single)
     if len(out) < len(by_id):  # a parent cycle: surface the unreachable spans as orphan roots
         reached = {s.span_id for s in out}
-        for sid, s in by_id.items():
-            if sid not in reached:
-                level = children.get(s.parent_span_id)
-                if level is not None and s in level:
-                    level.remove(s)
-                extra = _dfs([s], children)
-                reached.update(x.span_id for x in extra)
-                roots.append(s)
+        for row in rows:
+            if row[1] not in reached:
+                level = children.get(row[2])
+                if level is not None and row in level:
+                    level.remove(row)
+                reached.update(x.span_id for x in _dfs([row], children, single))
+                roots.append(row)
                 orphans += 1
-        out = _dfs(roots, children)
+        out = _dfs(roots, children, single)
     return out, by_id, orphans
 
 
-def _dfs(roots: list[spans_pb2.Span], children: dict[bytes, list[spans_pb2.Span]]) -> list[spans_pb2.Span]:
-    _order_spans(roots)
+def _dfs(roots: list[tuple], children: dict[bytes, list[tuple]], single: bool) -> list[spans_pb2.Span]:
+    _order_rows(roots, single)
     out: list[spans_pb2.Span] = []
     stack = roots[::-1]
-    pop, push, append = stack.pop, stack.extend, out.append
+    pop, push, append, get = stack.pop, stack.extend, out.append, children.get
     while stack:
-        s = pop()
-        append(s)
-        level = children.get(s.span_id)
+        row = pop()
+        append(row[0])
+        level = get(row[1])
         if level:
-            _order_spans(level)
+            _order_rows(level, single)
             push(level[::-1])
     return out
 

@@ -16,11 +16,10 @@ from typing import Any, Iterator, Mapping, Optional, Protocol
 
 from agentlightning.core import context as ctx
 from agentlightning.core import ids
+from agentlightning.core.kinds import RewardSource, SpanKind, TokenProvenance, ToolOutcome  # noqa: F401 (re-export)
 from agentlightning.v1 import spans_pb2
 
 logger = logging.getLogger("agentlightning.tracer")
-
-from agentlightning.core.kinds import RewardSource, SpanKind, TokenProvenance, ToolOutcome  # noqa: E402,F401
 
 
 class SpanSink(Protocol):

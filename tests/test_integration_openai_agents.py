@@ -199,7 +199,7 @@ def test_agent_llm_tool_llm_tree_outcomes_usage_and_tokens(global_tracer: Tracer
     assert {t.name for t in first.llm.tools} == {"add", "explode"}
     assert [m.role for m in first.llm.request_messages] == ["system", "user"]
     assert first.llm.request_messages[0].content == "You are calc. Use the tools."
-    assert processor.errors == 0 and not processor._spans and not processor._traces
+    assert processor.errors == 0 and not processor._nodes and not processor._traces
 
 
 def math_script(request: dict, api_name: str) -> Reply:

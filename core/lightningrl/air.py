@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from agentlightning.core.lightningrl import schema_check
-from agentlightning.core.lightningrl.config import AirConfig, AirWeights
+from agentlightning.core.lightningrl.config import AirConfig
 from agentlightning.v1 import spans_pb2
 
 _OK = spans_pb2.TOOL_OUTCOME_OK
@@ -49,7 +49,8 @@ class AirSignal:
 
 
 def _outcome_signal(tool: spans_pb2.Span) -> Optional[str]:
-    outcome = tool.tool.outcome
+    payload = tool.tool
+    outcome = payload.outcome
     if outcome:
         return _OUTCOME_SIGNAL.get(outcome)
     code = tool.status.code  # outcome not filled in by the integration: fall back to the status
@@ -65,81 +66,112 @@ def check_arguments(arguments: str, schema_text: str) -> tuple[str, str]:
     if not arguments:
         return "", ""
     try:
-        value = json.loads(arguments)
+        value = _loads(arguments)
     except ValueError as exc:
-        return "args_invalid_json", f"not JSON: {exc.msg}"
-    if not isinstance(value, dict):
-        return "args_invalid_json", f"not a JSON object: {schema_check._json_type(value)}"
-    schema = schema_check.parse_schema(schema_text) if schema_text else None
-    if schema is not None:
-        problem = schema_check.check(value, schema)
-        if problem:
-            return "args_schema_mismatch", problem
+        return "args_invalid_json", f"not JSON: {getattr(exc, 'msg', exc)}"
+    if type(value) is not dict:
+        return "args_invalid_json", f"not a JSON object: {schema_check.json_type(value)}"
+    if schema_text:
+        check = schema_check.validator(schema_text)
+        if check is not None:
+            problem = check(value)
+            if problem is not None:
+                return "args_schema_mismatch", f"${problem[0]}: {problem[1]}"
     return "args_valid", ""
 
 
+_loads = json.loads
+
+
 def _json_output(llm: spans_pb2.LlmPayload) -> tuple[str, str]:
-    if llm.response_format in _TEXT_FORMATS or not llm.response_messages:
+    fmt = llm.response_format
+    if fmt in _TEXT_FORMATS:
+        return "", ""
+    if not llm.response_messages:
         return "", ""
     message = llm.response_messages[0]
-    if message.tool_calls and not message.content:
+    content = message.content
+    if not content and message.tool_calls:
         return "", ""  # it answered with a tool call, not with the JSON document
     try:
-        json.loads(message.content)
+        _loads(content)
     except ValueError as exc:
-        return "json_output_invalid", f"{llm.response_format}: {exc.msg}"
-    return "json_output_valid", llm.response_format
+        return "json_output_invalid", f"{fmt}: {getattr(exc, 'msg', exc)}"
+    return "json_output_valid", fmt
 
 
-def air_for_call(llm_span: spans_pb2.Span, tool_spans: Sequence[spans_pb2.Span],
-                 config: AirConfig) -> tuple[float, list[AirSignal]]:
-    """Total AIR for one LLM call and the signals that fired (empty when AIR is off)."""
+def tool_calls_of(llm_span: spans_pb2.Span) -> list[tuple[str, str, str]]:
+    """(call id, tool name, raw arguments) of every tool call in the call's response."""
+    return [(c.id, c.name, c.arguments) for m in llm_span.llm.response_messages for c in m.tool_calls]
+
+
+def weight_table(config: AirConfig) -> dict[str, float]:
+    return config.weights.as_dict()
+
+
+def _schema_of(llm: spans_pb2.LlmPayload, name: str) -> tuple[bool, str]:
+    """(is the tool offered, its schema text); (True, "") when the call offered no tool list."""
+    tools = llm.tools
+    if not tools:
+        return True, ""
+    for d in tools:
+        if d.name == name:
+            return True, d.parameters_json_schema
+    return False, ""
+
+
+def air_for_call(llm_span: spans_pb2.Span, tool_spans: Sequence[spans_pb2.Span], config: AirConfig, *,
+                 tool_calls: Optional[list[tuple[str, str, str]]] = None,
+                 table: Optional[dict[str, float]] = None) -> tuple[float, list[AirSignal]]:
+    """Total AIR for one LLM call and the signals that fired (empty when AIR is off).
+
+    ``tool_calls`` (from ``tool_calls_of``) and ``table`` (from ``weight_table``) may be passed in
+    when the caller already has them."""
     if not config.enabled:
         return 0.0, []
-    weights: AirWeights = config.weights
+    if table is None:
+        table = weight_table(config)
     signals: list[AirSignal] = []
-
-    def fire(name: str, detail: str) -> None:
-        signals.append(AirSignal(name, getattr(weights, name), detail))
-
     llm = llm_span.llm
-    by_call_id: dict[str, spans_pb2.Span] = {}
-    unmatched: list[spans_pb2.Span] = []
-    for t in tool_spans:
-        call_id = t.tool.call_id
-        if call_id:
-            by_call_id[call_id] = t  # a re-run with the same call id: the last one counts
-        else:
-            unmatched.append(t)
-    schemas: Optional[dict[str, str]] = None
-    for message in llm.response_messages:
-        for call in message.tool_calls:
-            if schemas is None:
-                schemas = {d.name: d.parameters_json_schema for d in llm.tools}
-            name = call.name
-            tool = by_call_id.pop(call.id, None) if call.id else None
-            if tool is None and not call.id:
-                tool = _take_by_name(unmatched, name)
-            label = f"{name} {call.id}".rstrip()
+    if tool_calls is None:
+        tool_calls = tool_calls_of(llm_span)
+    if tool_calls or tool_spans:
+        by_call_id: dict[str, spans_pb2.Span] = {}
+        unmatched: list[spans_pb2.Span] = []
+        for t in tool_spans:
+            call_id = t.tool.call_id
+            if call_id:
+                by_call_id[call_id] = t  # a re-run with the same call id: the last one counts
+            else:
+                unmatched.append(t)
+        for call_id, name, arguments in tool_calls:
+            tool = by_call_id.pop(call_id, None) if call_id else _take_by_name(unmatched, name)
+            label = f"{name} {call_id}" if call_id else name
             outcome = _outcome_signal(tool) if tool is not None else None
-            if outcome is None and schemas and name not in schemas:
+            offered, schema_text = _schema_of(llm, name)
+            if outcome is None and not offered:
                 outcome = "tool_not_found"
-            args_signal, args_detail = ("", "")
+            args_signal = args_detail = ""
             if outcome != "tool_not_found":
-                schema_text = schemas.get(name) or (tool.tool.parameters_json_schema if tool is not None else "")
-                args_signal, args_detail = check_arguments(call.arguments, schema_text)
-            _fire_pair(fire, outcome, args_signal, label, args_detail, tool)
-    for tool in list(by_call_id.values()) + unmatched:
-        # Ran, but not as a call of this response (no call id, or requested elsewhere): grade what we can.
-        label = f"{tool.tool.name} {tool.tool.call_id}".rstrip()
-        outcome = _outcome_signal(tool)
-        args_signal, args_detail = ("", "")
-        if tool.tool.parameters_json_schema and outcome != "tool_not_found":
-            args_signal, args_detail = check_arguments(tool.tool.arguments, tool.tool.parameters_json_schema)
-        _fire_pair(fire, outcome, args_signal, label, args_detail, tool)
+                if not schema_text and tool is not None:
+                    schema_text = tool.tool.parameters_json_schema
+                args_signal, args_detail = check_arguments(arguments, schema_text)
+            _fire_pair(signals, table, outcome, args_signal, label, args_detail, tool)
+        for tool in list(by_call_id.values()) + unmatched:
+            # Ran, but not as a call of this response (no call id, or requested elsewhere): grade what we can.
+            payload = tool.tool
+            label = f"{payload.name} {payload.call_id}".rstrip()
+            outcome = _outcome_signal(tool)
+            args_signal = args_detail = ""
+            schema_text = payload.parameters_json_schema
+            if schema_text and outcome != "tool_not_found":
+                args_signal, args_detail = check_arguments(payload.arguments, schema_text)
+            _fire_pair(signals, table, outcome, args_signal, label, args_detail, tool)
     name, detail = _json_output(llm)
     if name:
-        fire(name, detail)
+        signals.append(AirSignal(name, table[name], detail))
+    if not signals:
+        return 0.0, signals
     total = sum(s.value for s in signals)
     if config.clip is not None:
         total = max(-config.clip, min(config.clip, total))
@@ -153,15 +185,15 @@ def _take_by_name(spans: list[spans_pb2.Span], name: str) -> Optional[spans_pb2.
     return None
 
 
-def _fire_pair(fire, outcome: Optional[str], args_signal: str, label: str, args_detail: str,
-               tool: Optional[spans_pb2.Span]) -> None:
-    args_bad = args_signal in ("args_invalid_json", "args_schema_mismatch")
-    if outcome and not (outcome == "tool_invalid_arguments" and args_bad):
+def _fire_pair(signals: list[AirSignal], table: dict[str, float], outcome: Optional[str], args_signal: str,
+               label: str, args_detail: str, tool: Optional[spans_pb2.Span]) -> None:
+    bad_args = args_signal == "args_invalid_json" or args_signal == "args_schema_mismatch"
+    if outcome and not (bad_args and outcome == "tool_invalid_arguments"):
         detail = label
         if tool is not None and outcome != "tool_ok":
             message = tool.tool.error_message or tool.status.message
             if message:
                 detail = f"{label}: {message[:120]}"
-        fire(outcome, detail)
+        signals.append(AirSignal(outcome, table[outcome], detail))
     if args_signal and not (args_signal == "args_valid" and outcome == "tool_invalid_arguments"):
-        fire(args_signal, f"{label}: {args_detail}" if args_detail else label)
+        signals.append(AirSignal(args_signal, table[args_signal], f"{label}: {args_detail}" if args_detail else label))

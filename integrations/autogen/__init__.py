@@ -27,7 +27,8 @@ from agentlightning.integrations.autogen.recorder import AutoGenRecorder
 __all__ = ["AutoGenRecorder", "instrument", "uninstrument"]
 
 _lock = threading.Lock()
-_state: Optional[tuple[AutoGenRecorder, Any, list]] = None  # recorder, OTel provider, log taps
+_recorder: Optional[AutoGenRecorder] = None  # kept across uninstrument() so instrument() resumes it
+_active: Optional[tuple[Any, list]] = None  # OTel provider used, log taps installed
 
 
 def instrument(tracer: Optional[Tracer] = None) -> AutoGenRecorder:
@@ -35,7 +36,7 @@ def instrument(tracer: Optional[Tracer] = None) -> AutoGenRecorder:
 
     ``tracer`` defaults to the process-wide one (``agentlightning.configure``), looked up per span.
     """
-    global _state
+    global _recorder, _active
     import logging
 
     from autogen_core import EVENT_LOGGER_NAME as CORE_EVENTS
@@ -45,13 +46,14 @@ def instrument(tracer: Optional[Tracer] = None) -> AutoGenRecorder:
     from agentlightning.integrations.autogen.recorder import agentchat_event_handlers, core_event_handlers
 
     with _lock:
-        if _state is not None:
-            recorder = _state[0]
-            if tracer is not None:
-                recorder.tracer = tracer
+        if _recorder is None:
+            _recorder = AutoGenRecorder(tracer)
+            _recorder.register_event_types(core_event_handlers())
+        elif tracer is not None:
+            _recorder.tracer = tracer
+        recorder = _recorder
+        if _active is not None:
             return recorder
-        recorder = AutoGenRecorder(tracer)
-        recorder.register_event_types(core_event_handlers())
         taps = [EventTap(CORE_EVENTS, logging.INFO, recorder.on_record)]
         try:
             from autogen_agentchat import EVENT_LOGGER_NAME as CHAT_EVENTS
@@ -61,24 +63,30 @@ def instrument(tracer: Optional[Tracer] = None) -> AutoGenRecorder:
         except ImportError:  # autogen-core alone: model calls and tool spans, no tool results
             pass
         provider = otel.attach(recorder)
+        recorder.attached_provider = provider
         recorder.record_passthrough_parents = not isinstance(provider, otel.GenAiTracerProvider)
         for tap in taps:
             tap.install()
-        _state = (recorder, provider, taps)
+        recorder.enabled = True
+        _active = (provider, taps)
         return recorder
 
 
 def uninstrument() -> None:
-    """Stop recording and give the loggers their levels back (a provider we installed stays, inert)."""
-    global _state
+    """Stop recording and give the loggers their levels back (a provider we installed stays, inert).
+
+    ``instrument()`` resumes the same recorder, so a provider that cannot drop processors never gets two.
+    """
+    global _active
     from agentlightning.integrations.autogen import otel
 
     with _lock:
-        if _state is None:
+        if _active is None or _recorder is None:
             return
-        recorder, provider, taps = _state
-        recorder.enabled = False
+        provider, taps = _active
+        _recorder.enabled = False
+        _recorder.tracer = None  # a later instrument() without a tracer uses the process-wide one
         for tap in taps:
             tap.remove()
-        otel.detach(provider, recorder)
-        _state = None
+        otel.detach(provider, _recorder)
+        _active = None

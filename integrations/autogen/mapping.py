@@ -7,13 +7,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Iterable, Optional
 
 from agentlightning.core.kinds import TokenProvenance, ToolOutcome
 from agentlightning.v1 import spans_pb2
 
 # AutoGen normalises finish reasons in streamed results; report the OpenAI names like other integrations.
 _FINISH = {"function_calls": "tool_calls"}
+
+
+def _is_map(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)  # the dict check first: it is the common case
 
 
 def text_of(content: Any) -> str:
@@ -25,7 +30,7 @@ def text_of(content: Any) -> str:
     if isinstance(content, list):
         parts = []
         for part in content:
-            if isinstance(part, Mapping):
+            if _is_map(part):
                 if "text" in part:
                     parts.append(str(part.get("text") or ""))
                 else:
@@ -38,10 +43,10 @@ def text_of(content: Any) -> str:
 
 def _add_tool_calls(target: spans_pb2.ChatMessage, calls: Iterable[Any]) -> None:
     for call in calls or ():
-        if not isinstance(call, Mapping):
+        if not _is_map(call):
             continue
         fn = call.get("function")
-        if isinstance(fn, Mapping):  # OpenAI shape
+        if fn is not None and _is_map(fn):  # OpenAI shape
             name, arguments = fn.get("name"), fn.get("arguments")
         else:  # AutoGen FunctionCall dump: {id, name, arguments}
             name, arguments = call.get("name"), call.get("arguments")
@@ -52,25 +57,46 @@ def _add_tool_calls(target: spans_pb2.ChatMessage, calls: Iterable[Any]) -> None
 
 def fill_request(llm: spans_pb2.LlmPayload, messages: Any, tools: Any = None) -> None:
     """Request messages as sent to the server, and the tool definitions offered."""
+    add = llm.request_messages.add
     for message in messages or ():
-        if not isinstance(message, Mapping):
+        if not _is_map(message):
             continue
-        out = llm.request_messages.add(role=str(message.get("role") or ""),
-                                       content=text_of(message.get("content")))
+        content = message.get("content")
+        out = add(role=str(message.get("role") or ""),
+                  content=content if type(content) is str else text_of(content))
         name = message.get("name")
         if name:
             out.name = str(name)
         tool_call_id = message.get("tool_call_id")
         if tool_call_id:
             out.tool_call_id = str(tool_call_id)
-        if message.get("tool_calls"):
-            _add_tool_calls(out, message["tool_calls"])
+        calls = message.get("tool_calls")
+        if calls:
+            _add_tool_calls(out, calls)
     for tool in tools or ():
-        fn = tool.get("function") if isinstance(tool, Mapping) else None
-        if isinstance(fn, Mapping):
-            params = fn.get("parameters")
-            llm.tools.add(name=str(fn.get("name") or ""), description=str(fn.get("description") or ""),
-                          parameters_json_schema=json.dumps(params) if params is not None else "")
+        fn = tool.get("function") if _is_map(tool) else None
+        if fn is not None and _is_map(fn):
+            name, description = str(fn.get("name") or ""), str(fn.get("description") or "")
+            llm.tools.add(name=name, description=description,
+                          parameters_json_schema=_schema_json(name, description, fn.get("parameters")))
+
+
+_schema_cache: dict[tuple[str, str], tuple[Any, str]] = {}
+
+
+def _schema_json(name: str, description: str, params: Any) -> str:
+    """JSON of a tool's parameter schema; AutoGen rebuilds the same dicts every call, so reuse the text."""
+    if params is None:
+        return ""
+    key = (name, description)
+    cached = _schema_cache.get(key)
+    if cached is not None and cached[0] == params:
+        return cached[1]
+    text = json.dumps(params)
+    if len(_schema_cache) >= 1024:
+        _schema_cache.clear()
+    _schema_cache[key] = (params, text)
+    return text
 
 
 def _fill_usage(llm: spans_pb2.LlmPayload, prompt: Any, completion: Any, total: Any = None) -> None:
@@ -81,10 +107,10 @@ def _fill_usage(llm: spans_pb2.LlmPayload, prompt: Any, completion: Any, total: 
 
 
 def _logprob_values(logprobs: Any) -> Optional[list[float]]:
-    entries = logprobs.get("content") if isinstance(logprobs, Mapping) else logprobs
+    entries = logprobs.get("content") if _is_map(logprobs) else logprobs
     if not entries:
         return None
-    values = [e.get("logprob") if isinstance(e, Mapping) else None for e in entries]
+    values = [e.get("logprob") if _is_map(e) else None for e in entries]
     return values if all(isinstance(v, (int, float)) for v in values) else None  # type: ignore[return-value]
 
 

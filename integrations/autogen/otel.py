@@ -144,6 +144,8 @@ def attach(processor: SpanProcessorLike) -> Any:
     if isinstance(provider, GenAiTracerProvider):
         provider.processor = processor
         return provider
+    if provider is getattr(processor, "attached_provider", None):
+        return provider  # added on an earlier instrument(); SDK providers keep their processors
     add = getattr(provider, "add_span_processor", None)
     if callable(add):
         add(processor)

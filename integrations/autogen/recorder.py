@@ -71,6 +71,7 @@ class AutoGenRecorder:
         self.enabled = True
         self.errors = 0  # mapping failures swallowed (logged at debug level)
         self.record_passthrough_parents = False  # set when attached to a full SDK provider
+        self.attached_provider: Any = None  # the OpenTelemetry provider that calls us
         self._open: dict[int, _Open] = {}
         self._alias: dict[int, _Open] = {}  # non-GenAI SDK span id -> nearest GenAI ancestor
         self._requested: _Bounded = _Bounded()  # call id -> (tool name, raw arguments)

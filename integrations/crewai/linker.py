@@ -70,7 +70,8 @@ class SpanLinker:
         self._tracer = tracer_getter
         self._lock = threading.Lock()
         self._live: dict[str, _Node] = {}
-        self._finished: dict[str, Optional[ActiveSpan]] = {}  # event_id -> ref, insertion-ordered LRU
+        # event_id -> ref (or (span_id, agent_name, rollout) until a late child asks), insertion-ordered LRU
+        self._finished: dict[str, Any] = {}
         self._by_key: dict[Any, str] = {}  # e.g. ("agent", agent_id, task_id) -> event_id, for fallbacks
         self._max_live = max_live
         self._max_finished = max_finished
@@ -187,7 +188,11 @@ class SpanLinker:
         node = self._live.get(event_id)
         if node is not None:
             return node.ref
-        return self._finished.get(event_id)
+        ref = self._finished.get(event_id)
+        if ref.__class__ is tuple:  # a finished span: lend a stand-in
+            span_id, agent_name, rollout = ref  # type: ignore[misc]
+            ref = self._finished[event_id] = stub_span(self._tracer(), rollout, span_id, agent_name)
+        return ref  # type: ignore[return-value]
 
     def _fallback_locked(self, node: _Node) -> Optional[ActiveSpan]:
         for key in node.fallback:
@@ -237,10 +242,10 @@ class SpanLinker:
         span = node.span
         if span is not None:
             ready.append(lambda: self._end_span(span, finisher, end_ns, error))
-            if not node.leaf:  # keep a small stand-in, not the whole payload, for late children
-                ref = stub_span(span._tracer, span.rollout, span.proto.span_id, span.proto.agent_name)
         if not node.leaf:
-            self._finished[node.event_id] = ref
+            # Late children need only the id, agent name and rollout: keep those, not the whole payload.
+            self._finished[node.event_id] = (
+                (span.proto.span_id, span.proto.agent_name, span.rollout) if span is not None else ref)
             if len(self._finished) > self._max_finished:
                 self._finished.pop(next(iter(self._finished)))
         if node.waiting:  # children whose end beat ours (possible with a pool): resolve them now

@@ -326,7 +326,7 @@ class AgentLightningListener(BaseEventListener):
             if not candidates:
                 return None
             chosen = candidates[0]
-            for i in candidates:
+            for i in (candidates if len(candidates) > 1 else ()):
                 try:
                     if json.loads(calls[i][2]) == args:
                         chosen = i
@@ -401,6 +401,8 @@ class AgentLightningListener(BaseEventListener):
 
     def _on_scope_end(self, scope_id: str) -> None:
         """A scope closed: settle undecided tool failures in it and forget its unanswered tool calls."""
+        if scope_id not in self._requested and scope_id not in self._failures_by_scope:
+            return
         with self._lock:
             self._requested.pop(scope_id, None)
             events = [self._pending_failures.pop(p, None) for p in self._failures_by_scope.pop(scope_id, ())]

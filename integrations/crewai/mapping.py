@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 from agentlightning.core.kinds import ToolOutcome
 from agentlightning.v1 import spans_pb2
@@ -35,6 +36,8 @@ def time_ns(timestamp: Any) -> int:
 
 def text_of(value: Any) -> str:
     """Text of a message content or result: a string, a list of content parts, or anything else as JSON."""
+    if value.__class__ is str:
+        return value if len(value) <= MAX_TEXT else value[:MAX_TEXT]
     if value is None:
         return ""
     if isinstance(value, str):
@@ -57,6 +60,8 @@ def dumps(value: Any) -> str:
 
 
 def _get(obj: Any, key: str) -> Any:
+    if obj.__class__ is dict:  # what CrewAI hands over; skips the slow ABC check
+        return obj.get(key)
     return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key, None)
 
 
@@ -68,19 +73,41 @@ def add_tool_call(target: Any, call: Any) -> None:
                arguments=args if isinstance(args, str) else dumps(args if args is not None else {}))
 
 
-def fill_message(target: spans_pb2.ChatMessage, message: Any) -> None:
-    if not isinstance(message, Mapping):
-        target.role = "user"
-        target.content = text_of(message)
+def add_message(messages: Any, message: Any) -> None:
+    """One OpenAI-style message dict into a repeated ChatMessage field."""
+    if message.__class__ is not dict and not isinstance(message, Mapping):
+        messages.add(role="user", content=text_of(message))
         return
-    target.role = str(message.get("role") or "")
-    target.content = text_of(message.get("content"))
-    if message.get("name"):
-        target.name = str(message["name"])
-    if message.get("tool_call_id"):
-        target.tool_call_id = str(message["tool_call_id"])
-    for call in message.get("tool_calls") or ():
-        add_tool_call(target.tool_calls, call)
+    target = messages.add(role=str(message.get("role") or ""), content=text_of(message.get("content")))
+    name = message.get("name")
+    if name:
+        target.name = str(name)
+    call_id = message.get("tool_call_id")
+    if call_id:
+        target.tool_call_id = str(call_id)
+    calls = message.get("tool_calls")
+    if calls:
+        for call in calls:
+            add_tool_call(target.tool_calls, call)
+
+
+_schema_cache: dict[tuple, str] = {}
+
+
+def _schema_json(name: Any, description: str, schema: Any) -> str:
+    """A tool's JSON schema as text; the same tool is offered on every call of an agent, so cache it
+    (keyed on name, description and the schema's top-level property names)."""
+    if schema is None:
+        return ""
+    props = _get(schema, "properties")
+    key = (name, description, tuple(props) if props.__class__ is dict else None)
+    text = _schema_cache.get(key)
+    if text is None:
+        text = dumps(schema)
+        if len(_schema_cache) > 1024:
+            _schema_cache.clear()
+        _schema_cache[key] = text
+    return text
 
 
 def fill_request(llm: spans_pb2.LlmPayload, event: Any) -> None:
@@ -92,27 +119,30 @@ def fill_request(llm: spans_pb2.LlmPayload, event: Any) -> None:
     if isinstance(messages, str):
         llm.request_messages.add(role="user", content=messages[:MAX_TEXT])
     else:
+        target = llm.request_messages
         for message in messages or ():
-            fill_message(llm.request_messages.add(), message)
-    for tool in event.tools or ():
-        fn = tool.get("function") if isinstance(tool, Mapping) and isinstance(tool.get("function"), Mapping) \
-            else tool
-        name = _get(fn, "name")
-        if name:
-            schema = _get(fn, "parameters")
-            llm.tools.add(name=str(name), description=str(_get(fn, "description") or ""),
-                          parameters_json_schema=dumps(schema) if schema is not None else "")
+            add_message(target, message)
+    tools = event.tools
+    if tools:
+        add_tool = llm.tools.add
+        for tool in tools:
+            fn = _get(tool, "function") or tool
+            name = _get(fn, "name")
+            if name:
+                description = str(_get(fn, "description") or "")
+                add_tool(name=str(name), description=description,
+                         parameters_json_schema=_schema_json(name, description, _get(fn, "parameters")))
     sampling = llm.sampling
-    if isinstance(event.temperature, (int, float)):
+    if event.temperature is not None:
         sampling.temperature = float(event.temperature)
-    if isinstance(event.top_p, (int, float)):
+    if event.top_p is not None:
         sampling.top_p = float(event.top_p)
-    if isinstance(event.max_tokens, (int, float)):
+    if event.max_tokens is not None:
         sampling.max_tokens = int(event.max_tokens)
-    if isinstance(event.seed, int):
-        sampling.seed = event.seed
-    if isinstance(event.n, int):
-        sampling.n = event.n
+    if event.seed is not None:
+        sampling.seed = int(event.seed)
+    if event.n is not None:
+        sampling.n = int(event.n)
     if event.stop_sequences:
         sampling.stop.extend(str(s) for s in event.stop_sequences)
     llm.streamed = bool(event.stream)
@@ -125,14 +155,14 @@ def fill_response(llm: spans_pb2.LlmPayload, event: Any) -> list[tuple[str, str,
     message = llm.response_messages.add(role="assistant")
     response = event.response
     requested: list[tuple[str, str, str]] = []
-    if isinstance(response, list) and response and all(_get(c, "function") is not None for c in response):
+    if response.__class__ is list and response and all(_get(c, "function") is not None for c in response):
         for call in response:
             add_tool_call(message.tool_calls, call)
         requested = [(c.id, c.name, c.arguments) for c in message.tool_calls]
     else:
         message.content = text_of(response)
     usage = event.usage
-    if isinstance(usage, Mapping):
+    if usage.__class__ is dict or isinstance(usage, Mapping):
         prompt = usage.get("prompt_tokens", usage.get("input_tokens")) or 0
         completion = usage.get("completion_tokens", usage.get("output_tokens")) or 0
         llm.usage.input_tokens = int(prompt)
@@ -150,7 +180,7 @@ def fill_response(llm: spans_pb2.LlmPayload, event: Any) -> list[tuple[str, str,
 def raw_arguments(tool_args: Any) -> tuple[str, bool]:
     """(raw arguments string, whether they are a valid JSON object). CrewAI hands parsed dicts on
     success and the model's raw string when it could not parse them."""
-    if isinstance(tool_args, Mapping):
+    if tool_args.__class__ is dict or isinstance(tool_args, Mapping):
         return dumps(tool_args), True
     if isinstance(tool_args, str):
         try:

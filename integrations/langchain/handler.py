@@ -83,6 +83,8 @@ class LightningCallbackHandler(BaseCallbackHandler):
         self.errors = 0
         self._runs: dict[UUID, _Run] = {}
         self._tool_schemas: dict[str, str] = {}
+        self._messages = mapping.MessageCache()
+        self._call_args: dict[str, str] = {}  # tool call id -> arguments string, as the model requested it
 
     @property
     def tracer(self) -> Tracer:
@@ -184,8 +186,9 @@ class LightningCallbackHandler(BaseCallbackHandler):
                             metadata: Optional[dict] = None, **kwargs: Any) -> None:
         span = self._start_llm("chat", run_id, parent_run_id, metadata, kwargs)
         request = span.proto.llm.request_messages
+        fill = self._messages.fill
         for message in messages[0] if messages else ():
-            mapping.fill_message(request.add(), message)
+            fill(request.add(), message)
         self._fill_params(span, metadata, kwargs)
 
     @_guarded
@@ -212,7 +215,13 @@ class LightningCallbackHandler(BaseCallbackHandler):
             return
         span = run.span
         llm = span.proto.llm
-        mapping.fill_response(llm, response)
+        mapping.fill_response(llm, response, self._messages)
+        call_args = self._call_args
+        if len(call_args) > _MAX_SCHEMAS:
+            call_args.clear()
+        for message in llm.response_messages:
+            for call in message.tool_calls:
+                call_args[call.id] = call.arguments
         if run.tokens:
             llm.streamed = True
             span.set_attribute("gen_ai.response.chunks", run.tokens)
@@ -237,10 +246,13 @@ class LightningCallbackHandler(BaseCallbackHandler):
         tool = span.proto.tool
         tool.name = name
         call_id = kwargs.get("tool_call_id")
+        requested = self._call_args.pop(call_id, None) if call_id else None
         if call_id:
             tool.call_id = str(call_id)
-        tool.arguments = mapping.arguments_of(input_str, inputs)
-        tool.arguments_valid = mapping.arguments_valid(tool.arguments)
+        # The string already recorded on the model's tool call (same text, no second serialisation).
+        tool.arguments = requested if requested is not None else mapping.arguments_of(input_str, inputs)
+        # Structured inputs were parsed already; only raw strings need a check.
+        tool.arguments_valid = isinstance(inputs, dict) or mapping.arguments_valid(tool.arguments)
         schema = self._tool_schemas.get(name)
         if schema:
             tool.parameters_json_schema = schema

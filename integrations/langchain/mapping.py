@@ -6,7 +6,8 @@ reads plain objects too and costs no isinstance checks against framework classes
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Iterable, Optional
 
 from agentlightning.core.kinds import TokenProvenance, ToolOutcome
 from agentlightning.v1 import spans_pb2
@@ -19,6 +20,22 @@ _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"
 _VALIDATION_ERROR_TEXT = "Tool input validation error"
 _TIMEOUT_ERRORS = ("TimeoutError", "ReadTimeout", "ConnectTimeout", "APITimeoutError")
 _VALIDATION_ERRORS = ("ValidationError", "ToolInvocationError")
+
+
+_MISSING = object()
+
+
+def field(obj: Any, name: str, default: Any = None) -> Any:
+    """``getattr`` that stays cheap on pydantic models: a missing attribute there costs ~20 µs
+    (pydantic's ``__getattr__`` builds an error), so read the instance ``__dict__`` first."""
+    fields = getattr(obj, "__dict__", None)
+    if fields is not None:
+        value = fields.get(name, _MISSING)
+        if value is not _MISSING:
+            return value
+        if not hasattr(type(obj), name):  # not a property/class attribute either
+            return default
+    return getattr(obj, name, default)
 
 
 def text_of(content: Any) -> str:
@@ -49,31 +66,102 @@ def _dumps(value: Any) -> str:
 
 def fill_message(target: spans_pb2.ChatMessage, message: Any) -> None:
     """One LangChain message (or a ``(role, content)`` pair / dict) into a ChatMessage."""
-    if isinstance(message, tuple) and len(message) == 2:
-        target.role = _ROLES.get(str(message[0]), str(message[0]))
-        target.content = text_of(message[1])
+    fields = getattr(message, "__dict__", None)
+    if fields is None or type(message) is dict:
+        if isinstance(message, tuple) and len(message) == 2:
+            target.role = _ROLES.get(str(message[0]), str(message[0]))
+            target.content = text_of(message[1])
+        elif isinstance(message, Mapping):
+            target.role = str(message.get("role", ""))
+            target.content = text_of(message.get("content"))
+        else:
+            target.role = "user"
+            target.content = text_of(message)
         return
-    if isinstance(message, Mapping):
-        target.role = str(message.get("role", ""))
-        target.content = text_of(message.get("content"))
-        return
-    kind = getattr(message, "type", "")
-    target.role = _ROLES.get(kind) or getattr(message, "role", None) or kind
-    target.content = text_of(getattr(message, "content", ""))
-    name = getattr(message, "name", None)
+    # pydantic messages keep every field in __dict__: plain dict reads, no attribute machinery.
+    kind = fields.get("type") or ""
+    target.role = _ROLES.get(kind) or fields.get("role") or kind
+    content = fields.get("content")
+    target.content = content if type(content) is str and len(content) <= MAX_TEXT else text_of(content)
+    name = fields.get("name")
     if name:
         target.name = str(name)
-    call_id = getattr(message, "tool_call_id", None)
+    call_id = fields.get("tool_call_id")
     if call_id:
         target.tool_call_id = str(call_id)
-    for call in getattr(message, "tool_calls", None) or ():
+    for call in fields.get("tool_calls") or ():
         target.tool_calls.add(id=call.get("id") or "", name=call.get("name") or "",
                               arguments=_dumps(call.get("args", {})))
     # Calls whose arguments did not parse keep the model's raw string (AIR checks it).
-    for call in getattr(message, "invalid_tool_calls", None) or ():
+    for call in fields.get("invalid_tool_calls") or ():
         args = call.get("args")
         target.tool_calls.add(id=call.get("id") or "", name=call.get("name") or "",
                               arguments=args if isinstance(args, str) else _dumps(args))
+
+
+class MessageCache:
+    """Serialised ChatMessages by LangChain message id: a conversation's history is re-sent on every
+    model call, so each message is mapped once and later copied as bytes (C speed).
+
+    A hit needs the same message object *and* the same content object (an edited message misses).
+    Holds only bytes, bounded by ``max_bytes`` (cleared when full), never the user's objects."""
+
+    def __init__(self, max_bytes: int = 4 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._entries: dict[str, tuple[int, int, bytes]] = {}
+        self._bytes = 0
+
+    def fill(self, target: spans_pb2.ChatMessage, message: Any) -> None:
+        fields = getattr(message, "__dict__", None)
+        key = fields.get("id") if fields is not None and type(message) is not dict else None
+        if not key or type(key) is not str:
+            fill_message(target, message)
+            return
+        content_id = id(fields.get("content"))
+        hit = self._entries.get(key)
+        if hit is not None and hit[0] == id(message) and hit[1] == content_id:
+            target.MergeFromString(hit[2])
+            return
+        fill_message(target, message)
+        data = target.SerializeToString()
+        if self._bytes + len(data) > self.max_bytes:
+            self._entries.clear()
+            self._bytes = 0
+        self._entries[key] = (id(message), content_id, data)
+        self._bytes += len(data)
+
+
+_tools_cache: dict[int, tuple[Any, int, bytes, dict]] = {}
+
+
+def _fill_tools(llm: spans_pb2.LlmPayload, tools: Any, tool_schemas: dict) -> None:
+    """Offered tools; a bound model passes the same list object on every call, so map it once."""
+    hit = _tools_cache.get(id(tools))
+    if hit is not None and hit[0] is tools and hit[1] == len(tools):
+        llm.MergeFromString(hit[2])
+        tool_schemas.update(hit[3])
+        return
+    only_tools = spans_pb2.LlmPayload()
+    schemas: dict[str, str] = {}
+    for tool in tools:
+        if not isinstance(tool, Mapping):
+            continue
+        fn = tool.get("function") if isinstance(tool.get("function"), Mapping) else tool
+        name = fn.get("name")
+        if not name:
+            continue
+        schema = fn.get("parameters") or fn.get("input_schema")
+        schema_json = _dumps(schema) if schema is not None else ""
+        only_tools.tools.add(name=str(name), description=str(fn.get("description") or ""),
+                             parameters_json_schema=schema_json)
+        if schema_json:
+            schemas[str(name)] = schema_json
+    data = only_tools.SerializeToString()
+    if len(_tools_cache) >= 256:
+        _tools_cache.clear()
+    _tools_cache[id(tools)] = (tools, len(tools), data, schemas)  # keeps the (small) list alive: ids stay unique
+    llm.MergeFromString(data)
+    tool_schemas.update(schemas)
 
 
 def fill_request(llm: spans_pb2.LlmPayload, params: Mapping[str, Any], metadata: Optional[Mapping[str, Any]],
@@ -105,19 +193,9 @@ def fill_request(llm: spans_pb2.LlmPayload, params: Mapping[str, Any], metadata:
         sampling.stop.append(stop)
     elif isinstance(stop, (list, tuple)):
         sampling.stop.extend(str(s) for s in stop)
-    for tool in params.get("tools") or ():
-        if not isinstance(tool, Mapping):
-            continue
-        fn = tool.get("function") if isinstance(tool.get("function"), Mapping) else tool
-        name = fn.get("name")
-        if not name:
-            continue
-        schema = fn.get("parameters") or fn.get("input_schema")
-        schema_json = _dumps(schema) if schema is not None else ""
-        llm.tools.add(name=str(name), description=str(fn.get("description") or ""),
-                      parameters_json_schema=schema_json)
-        if schema_json:
-            tool_schemas[name] = schema_json
+    tools = params.get("tools")
+    if tools:
+        _fill_tools(llm, tools, tool_schemas)
     fmt = params.get("response_format")
     if isinstance(fmt, Mapping) and fmt.get("type"):
         llm.response_format = str(fmt["type"])
@@ -126,7 +204,7 @@ def fill_request(llm: spans_pb2.LlmPayload, params: Mapping[str, Any], metadata:
 
 
 def _usage_from(llm: spans_pb2.LlmPayload, message: Any, llm_output: Optional[Mapping[str, Any]]) -> None:
-    usage = getattr(message, "usage_metadata", None)
+    usage = field(message, "usage_metadata")
     if usage:
         llm.usage.input_tokens = int(usage.get("input_tokens") or 0)
         llm.usage.output_tokens = int(usage.get("output_tokens") or 0)
@@ -189,23 +267,25 @@ def fill_exact_tokens(llm: spans_pb2.LlmPayload, info: Mapping[str, Any]) -> Non
         llm.policy_version = str(version)
 
 
-def fill_response(llm: spans_pb2.LlmPayload, response: Any) -> None:
+def fill_response(llm: spans_pb2.LlmPayload, response: Any, messages: Optional[MessageCache] = None) -> None:
     """Generations, finish reasons, usage, response model/id and exact tokens from an ``LLMResult``."""
-    llm_output = getattr(response, "llm_output", None) or {}
-    generations = getattr(response, "generations", None) or []
+    llm_output = field(response, "llm_output") or {}
+    generations = field(response, "generations") or []
     choices = generations[0] if generations else []
     for index, gen in enumerate(choices):
-        message = getattr(gen, "message", None)
+        message = field(gen, "message")
         info: dict = {}
-        if getattr(gen, "generation_info", None):
-            info.update(gen.generation_info)
+        generation_info = field(gen, "generation_info")
+        if generation_info:
+            info.update(generation_info)
         if message is not None:
-            info.update(getattr(message, "response_metadata", None) or {})
-            fill_message(llm.response_messages.add(), message)
+            info.update(field(message, "response_metadata") or {})
+            # Through the cache: this message is in the history of the agent's next model call.
+            (messages.fill if messages is not None else fill_message)(llm.response_messages.add(), message)
             if index == 0:
                 _usage_from(llm, message, llm_output)
         else:
-            llm.response_messages.add(role="assistant", content=text_of(getattr(gen, "text", "")))
+            llm.response_messages.add(role="assistant", content=text_of(field(gen, "text", "")))
             if index == 0:
                 _usage_from(llm, None, llm_output)
         reason = info.get("finish_reason") or info.get("stop_reason")
@@ -225,24 +305,24 @@ def fill_response(llm: spans_pb2.LlmPayload, response: Any) -> None:
 
 def fill_documents(target: spans_pb2.RetrieverPayload, documents: Iterable[Any]) -> None:
     for doc in documents or ():
-        meta = getattr(doc, "metadata", None) or {}
+        meta = field(doc, "metadata") or {}
         score = meta.get("score", meta.get("relevance_score"))
         target.documents.add(
-            id=str(getattr(doc, "id", None) or meta.get("id") or meta.get("source") or ""),
-            content=text_of(getattr(doc, "page_content", doc)),
+            id=str(field(doc, "id") or meta.get("id") or meta.get("source") or ""),
+            content=text_of(field(doc, "page_content", doc)),
             score=float(score) if isinstance(score, (int, float)) else 0.0,
         )
 
 
 def tool_result(output: Any) -> tuple[str, bool, bool]:
     """(result text, failed, invalid arguments) of what a tool returned, incl. ToolMessage(status="error")."""
-    if getattr(output, "type", None) == "tool":
-        text = text_of(getattr(output, "content", ""))
-        failed = getattr(output, "status", "success") == "error"
+    if field(output, "type") == "tool":
+        text = text_of(field(output, "content", ""))
+        failed = field(output, "status", "success") == "error"
         return text, failed, failed and text.startswith(_VALIDATION_ERROR_TEXT)
     if isinstance(output, str):
         return output[:MAX_TEXT], False, False
-    update = getattr(output, "update", None)  # a LangGraph Command returned by a tool
+    update = field(output, "update")  # a LangGraph Command returned by a tool
     if update is not None:
         return _dumps(update)[:MAX_TEXT], False, False
     return _dumps(output)[:MAX_TEXT], False, False

@@ -7,8 +7,10 @@ Nothing here imports the SDK.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
@@ -99,19 +101,21 @@ def fill_response_request(llm: spans_pb2.LlmPayload, instructions: Any, items: A
         messages.add(role="user", content=items)
         return
     for item in items:
-        kind = _get(item, "type")
-        role = _get(item, "role")
+        get = item.get if isinstance(item, dict) else functools.partial(_get, item)
+        kind = get("type")
+        role = get("role")
         if kind == "function_call":
-            _add_tool_call(messages, _get(item, "call_id") or "", _get(item, "name") or "",
-                           _get(item, "arguments") or "")
+            _add_tool_call(messages, get("call_id") or "", get("name") or "", get("arguments") or "")
         elif kind == "function_call_output":
-            messages.add(role="tool", tool_call_id=_get(item, "call_id") or "",
-                         content=text_of(_get(item, "output")))
+            output = get("output")
+            messages.add(role="tool", tool_call_id=get("call_id") or "",
+                         content=output if isinstance(output, str) else text_of(output))
         elif role is not None:
-            messages.add(role=str(role), content=text_of(_get(item, "content")))
+            content = get("content")
+            messages.add(role=str(role), content=content if isinstance(content, str) else text_of(content))
         elif kind is not None and kind != "reasoning":
             # Hosted tool calls, item references...: keep their presence, not their shape.
-            messages.add(role=str(kind), content=to_text(_get(item, "output")))
+            messages.add(role=str(kind), content=to_text(get("output")))
 
 
 def fill_response_output(llm: spans_pb2.LlmPayload, output: Iterable[Any]) -> tuple[list[ToolCallInfo], list[float]]:
@@ -173,9 +177,9 @@ def fill_exact_tokens(llm: spans_pb2.LlmPayload, source: Any, logprobs: list[flo
         completion = extra.get("completion_token_ids")
     prompt = extra.get("prompt_token_ids")
     if isinstance(completion, list) and completion:
-        llm.completion_token_ids.extend(int(t) for t in completion)
+        _extend_ints(llm.completion_token_ids, completion)
         if isinstance(prompt, list):
-            llm.prompt_token_ids.extend(int(t) for t in prompt)
+            _extend_ints(llm.prompt_token_ids, prompt)
         llm.token_provenance = TokenProvenance.EXACT
     if logprobs:
         llm.completion_logprobs.extend(logprobs)
@@ -184,13 +188,49 @@ def fill_exact_tokens(llm: spans_pb2.LlmPayload, source: Any, logprobs: list[flo
         llm.policy_version = version
 
 
+def _extend_ints(target: Any, values: list) -> None:
+    try:
+        target.extend(values)  # fast path: already ints
+    except (TypeError, ValueError):
+        target.extend(int(v) for v in values)
+
+
+class SchemaCache:
+    """JSON text of tool schemas, reused while a tool's schema is unchanged.
+
+    The same tools are offered on every model call; serialising their schemas each time would be the
+    most expensive part of mapping a call. Bounded; a changed schema replaces the cached one.
+    """
+
+    def __init__(self, max_entries: int = 512) -> None:
+        self._entries: dict[str, tuple[Any, str]] = {}
+        self._max = max_entries
+        self._lock = threading.Lock()
+
+    def json(self, name: str, params: Any) -> str:
+        if params is None:
+            return ""
+        hit = self._entries.get(name)
+        if hit is not None and hit[0] == params:
+            return hit[1]
+        text = to_text(params)
+        with self._lock:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[name] = (params, text)
+        return text
+
+
+SCHEMAS = SchemaCache()
+
+
 def _fill_tools(llm: spans_pb2.LlmPayload, tools: Any) -> None:
     for tool in tools or ():
         if _get(tool, "type") != "function":
             continue
-        params = _get(tool, "parameters")
-        llm.tools.add(name=_get(tool, "name") or "", description=_get(tool, "description") or "",
-                      parameters_json_schema=json.dumps(params) if params is not None else "")
+        name = _get(tool, "name") or ""
+        llm.tools.add(name=name, description=_get(tool, "description") or "",
+                      parameters_json_schema=SCHEMAS.json(name, _get(tool, "parameters")))
 
 
 def fill_response_span(llm: spans_pb2.LlmPayload, response: Any, items: Any, usage: Any) -> list[ToolCallInfo]:

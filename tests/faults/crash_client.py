@@ -1,6 +1,6 @@
 """One load-generating client process for the crash tests.
 
-    python crash_client.py INDEX SPANS ENDPOINT SPOOL_DIR ACK_LOG
+    python crash_client.py INDEX SPANS ENDPOINT SPOOL_DIR ACK_LOG [RATE]
 
 Emits SPANS spans with ids (INDEX, n) through the real Tracer + SpanExporter, logs the ids of every span
 the server acknowledged (appended and fsynced after each ack), then drains its spool and exits 0 when
@@ -27,6 +27,7 @@ def span_id(index: int, n: int) -> bytes:
 
 def main() -> int:
     index, total, endpoint, spool_dir, ack_log = int(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:6]
+    rate = float(sys.argv[6]) if len(sys.argv) > 6 else 0.0  # spans/s; 0 = as fast as possible
     log = open(ack_log, "ab", buffering=0)
 
     def on_ack(payload: bytes, response) -> None:
@@ -40,6 +41,7 @@ def main() -> int:
                                            backoff_initial_s=0.05, backoff_max_s=0.5, rpc_timeout_s=3.0,
                                            max_batch_spans=200, on_ack=on_ack))
     tracer = Tracer(exporter)
+    start = time.monotonic()
     for n in range(total):
         if n % 100 == 0:
             context = new_rollout_context(f"crash-{index}-{n // 100}")
@@ -48,8 +50,10 @@ def main() -> int:
             span.proto.span_id = span_id(index, n)
             span.proto.llm.request_messages.add(role="user", content="x" * 300)
             span.end()
-        if n % 500 == 0:
-            time.sleep(0.01)  # a sustained stream, not one burst
+        if rate and n % 50 == 0:  # a sustained stream over the whole run, not one burst
+            ahead = n / rate - (time.monotonic() - start)
+            if ahead > 0:
+                time.sleep(ahead)
     deadline = time.monotonic() + 300
     drained = False
     while not drained and time.monotonic() < deadline:

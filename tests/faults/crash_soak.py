@@ -59,7 +59,7 @@ def _acked_ids(logs: list[Path]) -> set[bytes]:
     return ids
 
 
-def run(clients: int, spans: int, kills: int, workdir: Path, seed: int = 0) -> dict:
+def run(clients: int, spans: int, kills: int, workdir: Path, seed: int = 0, rate: float = 4000.0) -> dict:
     rng = random.Random(seed)
     db = workdir / "soak.db"
     port = _free_port()
@@ -67,7 +67,7 @@ def run(clients: int, spans: int, kills: int, workdir: Path, seed: int = 0) -> d
     server = _start_server(db, port)
     logs = [workdir / f"acked-{i}.bin" for i in range(clients)]
     procs = [subprocess.Popen([sys.executable, str(HERE / "crash_client.py"), str(i), str(spans), endpoint,
-                               str(workdir / f"spool-{i}"), str(logs[i])],
+                               str(workdir / f"spool-{i}"), str(logs[i]), str(rate)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for i in range(clients)]
     checks = []
@@ -91,7 +91,7 @@ def run(clients: int, spans: int, kills: int, workdir: Path, seed: int = 0) -> d
     expected = {(i + 1).to_bytes(4, "big") + (n + 1).to_bytes(4, "big") for i in range(clients) for n in range(spans)}
     acked = _acked_ids(logs)
     return {
-        "clients": clients, "spans_sent": clients * spans, "kills": kills, "seconds": round(time.monotonic() - started, 1),
+        "clients": clients, "spans_sent": clients * spans, "kills": kills, "rate_per_client": rate, "seconds": round(time.monotonic() - started, 1),
         "acked": len(acked), "stored": len(stored), "lost": len(expected - stored),
         "duplicated": rows - len(stored), "unexpected": len(stored - expected),
         "acked_but_missing_at_any_kill": sum(c["acked_but_missing"] for c in checks),
@@ -105,9 +105,10 @@ def main() -> int:
     parser.add_argument("--spans", type=int, default=60_000, help="per client")
     parser.add_argument("--kills", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rate", type=float, default=4000.0, help="spans/s per client (0 = unthrottled)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="al-soak-") as tmp:
-        report = run(args.clients, args.spans, args.kills, Path(tmp), args.seed)
+        report = run(args.clients, args.spans, args.kills, Path(tmp), args.seed, args.rate)
     for line in report.pop("client_reports"):
         print(line)
     print(json.dumps(report, indent=2))
