@@ -36,6 +36,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all threads) from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -85,12 +91,15 @@ def main() -> int:
             max_queue_bytes=256 * 1024 * 1024, flush_interval_s=0.005))
         tracer = Tracer(exporter)
         size = len(_sample_span(tracer).SerializeToString())
+        server_cpu0, client_cpu0 = _cpu_seconds(server.pid), _cpu_seconds(os.getpid())
         start = time.perf_counter()
         produce(tracer, args.spans)
         produced_s = time.perf_counter() - start
         if not exporter.flush(600):
             print("flush did not finish", file=sys.stderr)
         elapsed = time.perf_counter() - start
+        server_cpu = _cpu_seconds(server.pid) - server_cpu0
+        client_cpu = _cpu_seconds(os.getpid()) - client_cpu0
         stats = exporter.stats()
         latencies = sorted(exporter.ack_latencies_s())
         exporter.close()
@@ -112,6 +121,8 @@ def main() -> int:
           f"{rate / 50_000:.2f}x")
     print(f"ack latency per Export call: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(latencies)} calls)")
     print(f"peak RSS: client {client_rss:.0f} MiB, server {server_rss:.0f} MiB")
+    print(f"CPU per span: client {client_cpu / args.spans * 1e6:.1f} us, server {server_cpu / args.spans * 1e6:.1f} us "
+          f"(machine load average {os.getloadavg()[0]:.2f})")
     return 0 if stats.acked == args.spans else 1
 
 

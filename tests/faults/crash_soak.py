@@ -59,7 +59,8 @@ def _acked_ids(logs: list[Path]) -> set[bytes]:
     return ids
 
 
-def run(clients: int, spans: int, kills: int, workdir: Path, seed: int = 0, rate: float = 4000.0) -> dict:
+def run(clients: int, spans: int, kills: int, workdir: Path, seed: int = 0, rate: float = 4000.0,
+        gap_s: tuple[float, float] = (0.3, 1.5)) -> dict:
     rng = random.Random(seed)
     db = workdir / "soak.db"
     port = _free_port()
@@ -73,7 +74,7 @@ def run(clients: int, spans: int, kills: int, workdir: Path, seed: int = 0, rate
     checks = []
     started = time.monotonic()
     for k in range(kills):
-        time.sleep(rng.uniform(0.3, 1.5))
+        time.sleep(rng.uniform(*gap_s))
         server.send_signal(signal.SIGKILL)
         server.wait()
         acked = _acked_ids(logs)            # read after the kill: all of it was acked before
@@ -106,9 +107,11 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rate", type=float, default=4000.0, help="spans/s per client (0 = unthrottled)")
+    parser.add_argument("--gap", type=float, nargs=2, default=(0.3, 1.5), metavar=("MIN_S", "MAX_S"),
+                        help="seconds of uptime before each kill, drawn uniformly")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="al-soak-") as tmp:
-        report = run(args.clients, args.spans, args.kills, Path(tmp), args.seed, args.rate)
+        report = run(args.clients, args.spans, args.kills, Path(tmp), args.seed, args.rate, tuple(args.gap))
     for line in report.pop("client_reports"):
         print(line)
     print(json.dumps(report, indent=2))
