@@ -131,15 +131,17 @@ class MessageCache:
         self._bytes += len(data)
 
 
-_tools_cache: dict[int, tuple[Any, int, bytes, dict]] = {}
+_tools_cache: dict[tuple, tuple[list, bytes, dict]] = {}
 
 
 def _fill_tools(llm: spans_pb2.LlmPayload, tools: Any, tool_schemas: dict) -> None:
-    """Offered tools; a bound model passes the same list object on every call, so map it once."""
-    hit = _tools_cache.get(id(tools))
-    if hit is not None and hit[0] is tools and hit[1] == len(tools):
-        llm.MergeFromString(hit[2])
-        tool_schemas.update(hit[3])
+    """Offered tools. A bound model passes the same tool dicts on every call (in a new list), so map
+    each set once; the cache keeps the (small) dicts alive so their ids stay unique."""
+    key = tuple(map(id, tools))
+    hit = _tools_cache.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], tools)):
+        llm.MergeFromString(hit[1])
+        tool_schemas.update(hit[2])
         return
     only_tools = spans_pb2.LlmPayload()
     schemas: dict[str, str] = {}
@@ -159,7 +161,7 @@ def _fill_tools(llm: spans_pb2.LlmPayload, tools: Any, tool_schemas: dict) -> No
     data = only_tools.SerializeToString()
     if len(_tools_cache) >= 256:
         _tools_cache.clear()
-    _tools_cache[id(tools)] = (tools, len(tools), data, schemas)  # keeps the (small) list alive: ids stay unique
+    _tools_cache[key] = (list(tools), data, schemas)
     llm.MergeFromString(data)
     tool_schemas.update(schemas)
 
