@@ -19,16 +19,20 @@ def traces_from_span_bytes(blobs: Iterable[bytes],
     """Parse serialized spans and group them by rollout; join the queue's rollouts where known.
 
     Rollouts that exist only as spans (live traffic) come out with only their spans."""
+    from agentlightning.core.lightningrl.transitions import paused_gc
+
     parse = spans_pb2.Span.FromString
     by_rollout: dict[str, list[spans_pb2.Span]] = {}
-    for data in blobs:
-        span = parse(data)
-        bucket = by_rollout.get(span.rollout_id)
-        if bucket is None:
-            by_rollout[span.rollout_id] = [span]
-        else:
-            bucket.append(span)
-    return join(by_rollout, rollouts)
+    with paused_gc():
+        for data in blobs:
+            span = parse(data)
+            rollout_id = span.rollout_id
+            bucket = by_rollout.get(rollout_id)
+            if bucket is None:
+                by_rollout[rollout_id] = [span]
+            else:
+                bucket.append(span)
+        return join(by_rollout, rollouts)
 
 
 def join(spans_by_rollout: dict[str, list[spans_pb2.Span]],

@@ -1,0 +1,182 @@
+"""LightningRL throughput: LLM spans turned into transitions per second, from a store of 100k spans.
+
+Builds a SQLite store (realistic rollouts: an agent span, LLM calls with ~100-token prompts and
+responses as exact token ids plus logprobs and messages, tool calls with schemas, some failing or
+with broken arguments, rewards; rollouts in GRPO groups, half queued with a final reward, half live
+with a reward span), reads the stored bytes, then times bytes -> parsed spans -> traces ->
+transitions (tree order, agent selection, AIR, credit, group normalisation).
+
+    python benchmarks/lightningrl.py [--spans 100000] [--db PATH] [--profile]
+Target: >= 100,000 LLM spans/s.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import tempfile
+import time
+
+from agentlightning.core.lightningrl import AirConfig, LightningRLConfig, build_transitions, traces_from_span_bytes
+from agentlightning.core.lightningrl.trace_builder import TraceBuilder
+from agentlightning.core.store.base import SpanRecord
+from agentlightning.core.store.sqlite import SqliteStore
+from agentlightning.v1 import rollouts_pb2, spans_pb2
+
+SCHEMAS = {
+    "calculator": {"type": "object", "properties": {"expression": {"type": "string"}}, "required": ["expression"]},
+    "search": {"type": "object", "properties": {"query": {"type": "string"}, "k": {"type": "integer"}},
+               "required": ["query"]},
+}
+SYSTEM = "You are a careful assistant. Use the tools when they help, answer with 'Answer: N'. " * 2
+GROUP_SIZE = 4
+
+
+def make_rollout(rng: random.Random, rollout_id: str, live: bool, group: str) -> tuple[list, int]:
+    b = TraceBuilder(rollout_id, producer_id=f"worker-{rng.randrange(8)}")
+    attributes = {"agentlightning.group_id": group} if live else None
+    root = b.agent("solver", attributes=attributes)
+    calls = rng.randint(3, 5)
+    history = [rng.randrange(32000) for _ in range(rng.randint(80, 120))]
+    for step in range(calls):
+        response = [rng.randrange(32000) for _ in range(rng.randint(80, 120))]
+        last = step == calls - 1
+        tool = rng.choice(list(SCHEMAS))
+        args = json.dumps({"expression": f"{rng.randrange(100)}*{rng.randrange(100)}"} if tool == "calculator"
+                          else {"query": f"population of city {rng.randrange(10_000)}", "k": rng.randrange(1, 5)})
+        if not last and rng.random() < 0.1:
+            args = args[:-3]  # truncated JSON
+        b.llm(history[-110:], response, parent=root, logprobs=[-rng.random() for _ in response],
+              messages=[("system", SYSTEM), ("user", "What is twelve times seven? Show your work.")],
+              content="" if not last else "Answer: 84", policy_version="v7",
+              tool_calls=[] if last else [(f"call_{step}", tool, args)], tools=SCHEMAS)
+        if not last:
+            outcome = rng.choices([spans_pb2.TOOL_OUTCOME_OK, spans_pb2.TOOL_OUTCOME_ERROR,
+                                   spans_pb2.TOOL_OUTCOME_TIMEOUT], [0.8, 0.15, 0.05])[0]
+            b.tool(tool, call_id=f"call_{step}", arguments=args, outcome=outcome, result="84", parent=root,
+                   schema=SCHEMAS[tool])
+        history = history + response
+    if live:
+        b.reward(float(rng.random() < 0.5), name="correct", parent=root)
+    else:
+        b.reward(0.5, name="format", primary=False, parent=root)
+    return b.spans, calls
+
+
+def build_store(path: str, n_spans: int, seed: int = 0) -> tuple[int, int]:
+    rng = random.Random(seed)
+    store = SqliteStore(path, synchronous="OFF")
+    total = llm = 0
+    pending: list[SpanRecord] = []
+    specs, rewards = [], {}
+    i = 0
+    while total < n_spans:
+        group = f"task-{i // GROUP_SIZE}"
+        live = (i // GROUP_SIZE) % 2 == 1
+        rollout_id = f"ro-{i:07d}"
+        spans, calls = make_rollout(rng, rollout_id, live, group)
+        total += len(spans)
+        llm += calls
+        pending.extend(SpanRecord.from_span(s) for s in spans)
+        if not live:
+            specs.append(rollouts_pb2.RolloutSpec(rollout_id=rollout_id, group_id=group, task_id=group))
+            rewards[rollout_id] = float(rng.random() < 0.5)
+        if len(pending) >= 5000:
+            store.insert_spans(pending)
+            pending = []
+        i += 1
+    if pending:
+        store.insert_spans(pending)
+    for start in range(0, len(specs), 1000):
+        store.enqueue(specs[start:start + 1000])
+    while True:
+        taken = store.dequeue("bench")
+        if taken is None:
+            break
+        rollout, attempt = taken
+        store.complete(attempt.attempt_id, "bench", True, rewards[rollout.rollout_id], "")
+    store.close()
+    return total, llm
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--db", default=None, help="reuse or create this store (default: a temp file)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported")
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+
+    tmp = None
+    path = args.db
+    if path is None:
+        tmp = tempfile.TemporaryDirectory()
+        path = os.path.join(tmp.name, "bench.db")
+    if not os.path.exists(path):
+        t0 = time.perf_counter()
+        total, llm = build_store(path, args.spans)
+        print(f"built {path}: {total} spans ({llm} LLM) in {time.perf_counter() - t0:.1f}s")
+
+    store = SqliteStore(path)
+    t0 = time.perf_counter()
+    blobs = list(store.iter_span_bytes())
+    rollouts = []
+    while True:
+        page = store.list_rollouts(limit=1000, offset=len(rollouts))
+        rollouts.extend(page)
+        if len(page) < 1000:
+            break
+    read_s = time.perf_counter() - t0
+    store.close()
+    size_mb = sum(len(b) for b in blobs) / 1e6
+    print(f"read {len(blobs)} spans ({size_mb:.0f} MB) and {len(rollouts)} queued rollouts in {read_s:.2f}s")
+
+    def timed(config: LightningRLConfig):
+        best_wall = best_cpu = float("inf")
+        result = None
+        for _ in range(args.repeat):
+            result = None
+            w0, c0 = time.perf_counter(), time.process_time()
+            result = build_transitions(traces_from_span_bytes(blobs, rollouts), config)
+            best_wall = min(best_wall, time.perf_counter() - w0)
+            best_cpu = min(best_cpu, time.process_time() - c0)
+        return result, best_wall, best_cpu
+
+    config = LightningRLConfig()
+    batch, wall, cpu = timed(config)
+    n_llm = sum(r.llm_spans for r in batch.reports)
+    print(f"{len(batch)} transitions from {n_llm} LLM spans ({len(blobs)} spans, {len(batch.reports)} rollouts)"
+          f" in {wall:.3f}s wall, {cpu:.3f}s CPU (parse + tree + AIR + credit)")
+    print(f"LLM spans/s: {n_llm / wall:,.0f} wall, {n_llm / cpu:,.0f} per CPU-second"
+          f"   (all spans/s: {len(blobs) / wall:,.0f}; target >= 100,000 LLM spans/s)")
+    fired = sum(len(t.breakdown.air_signals) for t in batch)
+    print(f"AIR signals fired: {fired}; rollouts without transitions: {len(batch.empty_reports())}")
+    t0 = time.process_time()
+    parsed = traces_from_span_bytes(blobs, rollouts)
+    parse_cpu = time.process_time() - t0
+    del parsed
+    print(f"of which parsing the stored bytes alone: {parse_cpu:.3f}s CPU ({n_llm / parse_cpu:,.0f} LLM spans/s)")
+    _, wall_noair, cpu_noair = timed(config.with_(air=AirConfig(enabled=False)))
+    print(f"with AIR off: {n_llm / wall_noair:,.0f} LLM spans/s wall, {n_llm / cpu_noair:,.0f} per CPU-second")
+
+    t0 = time.perf_counter()
+    for t in batch:
+        list(t.prompt_token_ids), list(t.response_token_ids)
+    print(f"(copying every transition's token ids into Python lists would add {time.perf_counter() - t0:.3f}s)")
+
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        build_transitions(traces_from_span_bytes(blobs, rollouts), config)
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+    if tmp is not None:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
