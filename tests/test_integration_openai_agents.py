@@ -169,11 +169,12 @@ class Recorder(TracingProcessor):
     def force_flush(self) -> None: ...
 
 
-def test_agent_llm_tool_llm_tree_outcomes_usage_and_tokens(global_tracer: Tracer, client: Any,
+@pytest.mark.parametrize("defer", [True, False], ids=["background", "inline"])
+def test_agent_llm_tool_llm_tree_outcomes_usage_and_tokens(defer: bool, global_tracer: Tracer, client: Any,
                                                            lightning_server: Any) -> None:
     user_processor = Recorder()
     agents.add_trace_processor(user_processor)
-    processor = instrument()
+    processor = instrument(defer=defer)
     assert instrument() is processor  # idempotent: registered once
     registered = agents.tracing.get_trace_provider()._multi_processor._processors
     assert registered.count(processor) == 1 and user_processor in registered
@@ -359,3 +360,54 @@ def test_import_pulls_in_no_other_framework() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_turn_spans_recorded_when_asked() -> None:
+    sink = MemorySink()
+    instrument(Tracer(sink), include_turn_spans=True)
+    with ScriptedLLMServer(calc_script) as llm:
+        asyncio.run(Runner.run(calc_agent(llm), "What is 2 + 3?"))
+    (root,) = build_tree(sink.spans)
+    assert shape(root) == ("CHAIN", "task", "", [("AGENT", "calc", "calc", [
+        ("CHAIN", "turn", "calc", [("LLM", "response", "calc", []), ("TOOL", "add", "calc", []),
+                                   ("TOOL", "explode", "calc", []), ("TOOL", "add", "calc", [])]),
+        ("CHAIN", "turn", "calc", [("LLM", "response", "calc", [])]),
+    ])])
+    second_turn_llm = root.children[0].children[1].children[0].span
+    assert second_turn_llm.attributes["openai_agents.turn"].int_value == 2
+
+
+def test_sdk_flush_traces_drains_the_processor(global_tracer: Tracer, client: Any) -> None:
+    instrument()
+    with ScriptedLLMServer(calc_script) as llm:
+        async def run() -> None:
+            with api.rollout("ro-flush"):
+                await Runner.run(calc_agent(llm), "What is 2 + 3?")
+            agents.flush_traces()  # the SDK's public flush reaches our force_flush
+
+        asyncio.run(run())
+    # No sink.flush() here: flush_traces must already have shipped everything to the server.
+    assert len(client.query_spans("ro-flush")) == 1 + 6
+
+
+@pytest.mark.parametrize("arguments, output, error, expected", [
+    ('{"a": 1}', "2", None, (ToolOutcome.OK, True)),
+    ('{"a": 1', "An error occurred...", {"message": "Error running tool (non-fatal)",
+                                          "data": {"error": "Invalid JSON input for tool add"}},
+     (ToolOutcome.INVALID_ARGUMENTS, False)),
+    # Valid JSON that fails the schema: the SDK says "Invalid JSON input" too (pydantic validation).
+    ('{"a": "x"}', "An error occurred...", {"message": "Error running tool (non-fatal)",
+                                             "data": {"error": "Invalid JSON input for tool add: 1 validation error"}},
+     (ToolOutcome.INVALID_ARGUMENTS, False)),
+    ('[1, 2]', "x", {"message": "Error running tool", "data": None}, (ToolOutcome.INVALID_ARGUMENTS, False)),
+    ('{"a": 1}', "An error occurred...", {"message": "Error running tool (non-fatal)", "data": {"error": "kaboom"}},
+     (ToolOutcome.ERROR, True)),
+    ('{"a": 1}', "Tool 'slow' timed out after 2 seconds.", None, (ToolOutcome.TIMEOUT, True)),
+    (None, "An error occurred...", {"message": "Error running tool (non-fatal)",
+                                    "data": {"error": "Error details are redacted."}}, (ToolOutcome.ERROR, True)),
+])
+def test_tool_outcome_classification(arguments: Any, output: Any, error: Any, expected: tuple) -> None:
+    from agentlightning.integrations.openai_agents.mapping import classify_tool
+
+    outcome, valid, _ = classify_tool(arguments, output, error)
+    assert (outcome, valid) == expected
