@@ -2,6 +2,8 @@
 clock skew, retried attempts, retokenization and the diagnostics when nothing comes out."""
 from __future__ import annotations
 
+import pytest
+
 from agentlightning.core import span_tree
 from agentlightning.core.lightningrl import (
     AirConfig,
@@ -263,3 +265,20 @@ def test_retokenized_from_messages_when_token_ids_are_missing():
     assert first.prompt_messages == [{"role": "user", "content": "two plus two"}]
     assert first.response_messages == [{"role": "assistant", "content": "four"}]
     assert list(second.prompt_token_ids) == [5, 6]
+
+
+def test_exact_response_with_retokenized_prompt_keeps_logprobs():
+    b = TraceBuilder("half")
+    root = b.agent("writer")
+    call = b.llm((), [41, 42], parent=root, logprobs=[-0.1, -0.2], messages=[("user", "hi there")],
+                 tool_calls=[("c1", "calc", "{}")])  # a tool-call reply: no text to retokenize
+    assert not call.llm.prompt_token_ids
+    tok = WordTokenizer()
+    (t,) = build_transitions([RolloutTrace("half", b.spans, final_reward=1.0)],
+                             LightningRLConfig(tokenizer=tok)).transitions
+    assert t.retokenized and list(t.response_token_ids) == [41, 42]
+    assert list(t.response_logprobs) == pytest.approx([-0.1, -0.2])
+    assert list(t.prompt_token_ids) == [tok.vocab[w] for w in ("<user>", "hi", "there", "</s>", "<assistant>")]
+    # Without a tokenizer the call cannot be used, and the report says so.
+    batch = build_transitions([RolloutTrace("half", b.spans, final_reward=1.0)])
+    assert len(batch) == 0 and "no token ids and no tokenizer" in batch.reports[0].reasons[0]

@@ -16,7 +16,8 @@ from agentlightning.v1 import spans_pb2
 class Retokenizer(Protocol):
     def __call__(self, prompt_messages: list[dict], response_messages: list[dict],
                  tools: list[dict]) -> tuple[Sequence[int], Sequence[int]]:
-        """(prompt token ids, response token ids) for one call, messages in OpenAI chat format."""
+        """(prompt token ids, response token ids) for one call, messages in OpenAI chat format.
+        ``response_messages`` is empty when only the prompt is needed; return ``[]`` for it then."""
 
 
 class ChatTemplateTokenizer(Protocol):
@@ -94,7 +95,10 @@ def as_retokenizer(tokenizer: Any) -> Optional[Retokenizer]:
     raise TypeError("tokenizer must have apply_chat_template or be a callable (prompt, response, tools) -> ids")
 
 
-def retokenize_call(retokenizer: Callable, llm: spans_pb2.LlmPayload) -> tuple[Sequence[int], Sequence[int]]:
+def retokenize_call(retokenizer: Callable, llm: spans_pb2.LlmPayload,
+                    response: bool = True) -> tuple[Sequence[int], Sequence[int]]:
+    """(prompt ids, response ids) of a recorded call; with ``response=False`` only the prompt is
+    tokenized (the response ids were recorded exactly) and the response comes back empty."""
     prompt_messages = [message_dict(m) for m in llm.request_messages]
-    response_messages = [message_dict(m) for m in llm.response_messages[:1]]
+    response_messages = [message_dict(m) for m in llm.response_messages[:1]] if response else []
     return retokenizer(prompt_messages, response_messages, tool_dicts(llm))

@@ -279,12 +279,16 @@ def _episode(trace: RolloutTrace, attempt_id: str, spans: list[spans_pb2.Span], 
             continue
         elif retokenizer is not None:
             try:
-                prompt_ids, response_ids = retokenize_call(retokenizer, llm)
+                new_prompt, new_response = retokenize_call(retokenizer, llm, response=not response_ids)
             except Exception as exc:  # a template that cannot render this call: skip it, say so
                 retok_failed += 1
                 report.skipped.append(f"span {s.span_id.hex()}: retokenizing failed: {exc}")
                 continue
-            retokenized, logprobs = True, None
+            retokenized = True
+            if response_ids:  # exact sampled tokens (e.g. from logprobs) but no prompt ids: keep them
+                prompt_ids, logprobs = new_prompt, llm.completion_logprobs or None
+            else:
+                prompt_ids, response_ids, logprobs = new_prompt, new_response, None
         else:
             no_tokens += 1
             continue

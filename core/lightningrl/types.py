@@ -80,7 +80,7 @@ class Transition:
     response_token_ids: Sequence[int]
     response_logprobs: Optional[Sequence[float]]
     policy_version: str
-    retokenized: bool
+    retokenized: bool  # some ids were re-derived with a tokenizer (the prompt, or prompt and response)
     breakdown: RewardBreakdown
     reward: float = 0.0
     advantage: float = 0.0
