@@ -184,6 +184,20 @@ def test_langgraph_two_agents_tree_via_callbacks(global_tracer, client, llm_serv
     check_graph_spans(read_back(global_tracer, client, rollout.rollout_id), rollout.rollout_id)
 
 
+def test_chains_none_flat_tree_keeps_agent_names(global_tracer, client, llm_server) -> None:
+    handler = LightningCallbackHandler(chains="none")
+    with api.rollout("lc-flat") as rollout:
+        out = build_graph(llm_server.base_url).invoke(INPUT, config={"callbacks": [handler]})
+    assert out["messages"][-1].content == FINAL and handler.open_runs() == 0
+    [root] = build_tree(read_back(global_tracer, client, rollout.rollout_id))
+    llm = ("LLM", "chat scripted-model")
+    assert [(SpanKind(c.span.kind).name, c.span.name, c.span.agent_name) for c in root.children] == [
+        (*llm, "researcher"), ("TOOL", "add", "researcher"), (*llm, "researcher"), ("TOOL", "divide", "researcher"),
+        (*llm, "researcher"), ("TOOL", "lookup", "researcher"), (*llm, "researcher"), (*llm, "writer")]
+    assert [c.span.tool.outcome for c in root.children if c.span.kind == SpanKind.TOOL] == [
+        ToolOutcome.OK, ToolOutcome.ERROR, ToolOutcome.ERROR]
+
+
 def test_instrument_records_async_runs_once(global_tracer, client, llm_server) -> None:
     handler = instrument()
     try:

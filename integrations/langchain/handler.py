@@ -66,7 +66,10 @@ class LightningCallbackHandler(BaseCallbackHandler):
 
     ``tracer`` defaults to the process-wide one (``agentlightning.configure``). ``agent_name`` names spans
     outside any LangGraph node. ``chains="graph"`` keeps the top-level run and LangGraph nodes;
-    ``"all"`` keeps every chain run (except ones LangChain marks hidden).
+    ``"all"`` keeps every chain run (except ones LangChain marks hidden); ``"none"`` asks LangChain not
+    to send chain events at all (cheapest: LLM/tool spans hang directly under the current rollout and
+    still carry node names as agent names; use it inside ``agentlightning.rollout`` or a runner, since
+    outside one each model/tool call would start its own live rollout).
     """
 
     run_inline = True  # cheap and non-blocking: no executor hop per event in async code
@@ -74,17 +77,21 @@ class LightningCallbackHandler(BaseCallbackHandler):
 
     def __init__(self, tracer: Optional[Tracer] = None, *, agent_name: str = "", chains: str = "graph") -> None:
         super().__init__()
-        if chains not in ("graph", "all"):
-            raise ValueError("chains must be 'graph' or 'all'")
+        if chains not in ("graph", "all", "none"):
+            raise ValueError("chains must be 'graph', 'all' or 'none'")
         self._tracer = tracer
         self.agent_name = agent_name
-        self.all_chains = chains == "all"
+        self.chains = chains
         self.enabled = True
         self.errors = 0
         self._runs: dict[UUID, _Run] = {}
         self._tool_schemas: dict[str, str] = {}
         self._messages = mapping.MessageCache()
         self._call_args: dict[str, str] = {}  # tool call id -> arguments string, as the model requested it
+
+    @property
+    def ignore_chain(self) -> bool:  # LangChain skips chain callbacks for this handler when True
+        return self.chains == "none"
 
     @property
     def tracer(self) -> Tracer:
@@ -142,7 +149,7 @@ class LightningCallbackHandler(BaseCallbackHandler):
     def _keep_chain(self, name: str, tags: Optional[list], metadata: Optional[dict]) -> bool:
         if tags and "langsmith:hidden" in tags:
             return False
-        if self.all_chains:
+        if self.chains == "all":
             return True
         node = metadata.get("langgraph_node") if metadata else None
         return node is not None and node == name and any(t.startswith("graph:step:") for t in tags or ())

@@ -36,7 +36,7 @@ def instrument(tracer: Optional[Tracer] = None, *, agent_name: str = "", chains:
         else:
             _handler._tracer = tracer
             _handler.agent_name = agent_name
-            _handler.all_chains = chains == "all"
+            _handler.chains = chains
         _handler.enabled = True
         return _handler
 
