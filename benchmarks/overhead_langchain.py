@@ -1,0 +1,120 @@
+"""LangChain/LangGraph section of ``overhead.py``: a prebuilt ReAct agent, 3 LLM calls and 2 tool calls a run.
+
+LangChain calls our handler inline on the agent's thread (``run_inline``), so time inside the handler's
+callbacks is time added to the agent. Each callback is timed and summed per LangChain run id: one
+LLM call = chat_model_start + any new_token + llm_end. The handler exports through a real exporter to a
+real Lightning server.
+
+    python benchmarks/overhead.py langchain --runs 100
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Optional
+
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.tools import tool
+from langchain_openai import ChatOpenAI
+from langgraph.prebuilt import ToolNode
+
+from agentlightning.core import context as ctx
+from agentlightning.core.tracer import Tracer
+from agentlightning.integrations.langchain import LightningCallbackHandler
+from agentlightning.testing.scripted_llm import Reply, RequestView, ScriptedLLMServer, ToolCall
+
+from overhead import HookTimer, Measurement, interleaved, lightning_exporter
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from langgraph.prebuilt import create_react_agent
+
+_KIND = {"on_chat_model_start": "llm_call", "on_llm_start": "llm_call", "on_llm_new_token": "llm_call",
+         "on_llm_end": "llm_call", "on_llm_error": "llm_call",
+         "on_tool_start": "tool_call", "on_tool_end": "tool_call", "on_tool_error": "tool_call",
+         "on_chain_start": "chain (incl. folded plumbing)", "on_chain_end": "chain (incl. folded plumbing)",
+         "on_chain_error": "chain (incl. folded plumbing)"}
+_FINAL = ("_end", "_error")
+ANSWER = "2 + 3 = 5, and 1 / 0 is undefined."
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@tool
+def divide(a: int, b: int) -> float:
+    """Divide a by b."""
+    return a / b
+
+
+def _script(request: dict, api: str) -> Reply:
+    done = len(RequestView(request, api).tool_results)
+    if done == 0:
+        return Reply(tool_calls=[ToolCall("add", '{"a": 2, "b": 3}')], prompt_tokens=40, completion_tokens=12)
+    if done == 1:
+        return Reply(tool_calls=[ToolCall("divide", '{"a": 1, "b": 0}')], prompt_tokens=60, completion_tokens=12)
+    return Reply(ANSWER, prompt_tokens=80, completion_tokens=14)
+
+
+class NoopHandler(BaseCallbackHandler):
+    """A handler that does nothing: what LangChain's own dispatch to *any* handler costs."""
+
+    run_inline = True
+
+
+def timed_handler(handler: LightningCallbackHandler, timer: HookTimer) -> LightningCallbackHandler:
+    """Wrap the handler's callbacks (instance attributes shadow the methods LangChain looks up)."""
+    for name, kind in _KIND.items():
+        setattr(handler, name, timer.timed(getattr(handler, name), kind, key=lambda *a, **k: k.get("run_id"),
+                                           final=name.endswith(_FINAL)))
+    return handler
+
+
+def measure(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None, streaming: bool = False,
+            chains: str = "graph") -> Measurement:
+    """Runs happen inside one rollout context (as under a runner), so no run pays for creating one."""
+    timer = HookTimer()
+    with lightning_exporter(workdir) as exporter, ScriptedLLMServer(_script) as llm_server:
+        llm = ChatOpenAI(model="scripted", base_url=llm_server.base_url, api_key="dummy", max_retries=0,
+                         streaming=streaming, stream_usage=streaming)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            agent = create_react_agent(llm, ToolNode([add, divide], handle_tool_errors=True), prompt="Use the tools.")
+        handler = timed_handler(LightningCallbackHandler(Tracer(exporter), agent_name="calc", chains=chains), timer)
+        rollout = ctx.new_rollout_context("bench-langchain")
+        inputs: Any = {"messages": [("user", "What is 2+3 and 1/0?")]}
+
+        def with_handler() -> None:
+            with ctx.use_rollout(rollout):
+                assert agent.invoke(inputs, config={"callbacks": [handler]})["messages"][-1].content == ANSWER
+
+        def without() -> None:
+            assert agent.invoke(inputs)["messages"][-1].content == ANSWER
+
+        noop = NoopHandler()
+
+        def with_noop() -> None:
+            assert agent.invoke(inputs, config={"callbacks": [noop]})["messages"][-1].content == ANSWER
+
+        walls = interleaved(with_handler, without, runs, warmup, timer, extra={"noop": with_noop})
+        exporter.flush(30.0)
+        stats = exporter.stats()
+    return Measurement(
+        framework="langchain" + ("_streaming" if streaming else "") + ("" if chains == "graph" else f"_chains_{chains}"),
+        runs=runs, hook_ns=dict(timer.samples),
+        hook_cpu_ns=dict(timer.cpu_samples),
+        wall_s=walls, events_per_run={"llm_call": 3, "tool_call": 2},
+        notes={"handler_errors": handler.errors,
+               "exporter": {"submitted": stats.submitted, "acked": stats.acked, "dropped": stats.dropped}})
+
+
+def measure_streaming(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None) -> Measurement:
+    """Same agent with ``streaming=True``: adds the per-token callback to each LLM call's cost."""
+    return measure(runs, warmup, workdir, streaming=True)
+
+
+def measure_no_chains(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None) -> Measurement:
+    """``chains="none"``: LangChain sends us no chain events (flat tree under the rollout)."""
+    return measure(runs, warmup, workdir, chains="none")
