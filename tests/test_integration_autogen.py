@@ -206,7 +206,7 @@ def test_assistant_agent_tree_outcomes_usage_and_tokens(global_tracer: Tracer, c
     assert not final.llm.completion_token_ids
     spans = [n.span for n in [agent, *agent.children]]
     assert {s.rollout_id for s in spans} == {"ro-calc"} and {s.agent_name for s in spans} == {"calc"}
-    assert recorder.errors == 0 and not recorder._open
+    assert recorder.errors == 0 and not recorder._builder.open_spans
 
 
 def recorder_tap(recorder: AutoGenRecorder) -> Any:
@@ -223,7 +223,7 @@ def test_streamed_agent_records_the_same_tree(global_tracer: Tracer, client: Any
     assert result.messages[-1].content == "2 + 3 = 5"
     (root,) = read_tree(global_tracer, client, "ro-stream")
     check_calc_tree(root.children[0], llm, "chat", streamed=True)
-    assert recorder.errors == 0 and not recorder._open
+    assert recorder.errors == 0 and not recorder._builder.open_spans
 
 
 def bad_calls_script(request: dict, api_name: str) -> Reply:
@@ -376,6 +376,7 @@ def test_instrumentation_restores_logging_and_survives_bad_events(recorder: Auto
     events.info(LLMCallEvent(messages=[{"role": object()}], response={"choices": 5}, prompt_tokens=1,
                              completion_tokens=1))
     events.info(LLMStreamEndEvent(response=None, prompt_tokens="x", completion_tokens=None))  # type: ignore[arg-type]
+    assert recorder.flush(5.0)  # mapping runs on the background worker
     assert recorder.errors >= 1
     recorder.on_start(object())
     recorder.on_end(object())

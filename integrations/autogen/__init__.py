@@ -9,12 +9,15 @@ Nothing in the agent changes. Two public AutoGen hooks feed it:
   become AGENT and TOOL spans carrying the agent's name (see ``otel`` for how the provider is found);
 - the ``autogen_core.events`` log records (``LLMCallEvent``, ``LLMStreamStartEvent``/``LLMStreamEndEvent``)
   become LLM spans under the agent that made the call, and ``ToolCallExecutionEvent`` on
-  ``autogen_agentchat.events`` supplies each tool's result and ``is_error``.
+  ``autogen_agentchat.events`` supplies each tool's result and ``is_error`` (see ``logtap`` for how
+  those loggers are opened without changing what the application's logging shows).
 
-A team's turns are separate agent spans; run the team inside ``agentlightning.rollout()`` (runners
-do) to get one rollout per team run. AutoGen logs a non-streamed model call only once it returned,
-so such an LLM span is a point in time; streamed calls span first chunk to end. Failing calls log no
-event and show up as an error on the agent span.
+Hooks only note events; spans are built on a background thread and drained when an agent's run ends.
+A team's turns are separate agent spans: run the team inside ``agentlightning.rollout()`` (runners
+do) for one rollout per team run; outside a rollout each turn gets a generated one. AutoGen logs a
+non-streamed model call once it returned (the LLM span is that instant; a streamed one spans first
+chunk to end, without the model name or the offered tools, which AutoGen does not log for streams).
+A failed model call logs nothing and shows as an error on the agent span.
 """
 from __future__ import annotations
 
@@ -31,10 +34,11 @@ _recorder: Optional[AutoGenRecorder] = None  # kept across uninstrument() so ins
 _active: Optional[tuple[Any, list]] = None  # OTel provider used, log taps installed
 
 
-def instrument(tracer: Optional[Tracer] = None) -> AutoGenRecorder:
+def instrument(tracer: Optional[Tracer] = None, *, defer: bool = True) -> AutoGenRecorder:
     """Start recording AutoGen (idempotent) and return the recorder.
 
     ``tracer`` defaults to the process-wide one (``agentlightning.configure``), looked up per span.
+    ``defer`` (fixed on the first call) builds spans on a background thread; hooks only note events.
     """
     global _recorder, _active
     import logging
@@ -47,7 +51,7 @@ def instrument(tracer: Optional[Tracer] = None) -> AutoGenRecorder:
 
     with _lock:
         if _recorder is None:
-            _recorder = AutoGenRecorder(tracer)
+            _recorder = AutoGenRecorder(tracer, defer=defer)
             _recorder.register_event_types(core_event_handlers())
         elif tracer is not None:
             _recorder.tracer = tracer
@@ -85,6 +89,7 @@ def uninstrument() -> None:
             return
         provider, taps = _active
         _recorder.enabled = False
+        _recorder.flush()
         _recorder.tracer = None  # a later instrument() without a tracer uses the process-wide one
         for tap in taps:
             tap.remove()

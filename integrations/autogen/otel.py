@@ -111,7 +111,8 @@ class GenAiTracer(trace.Tracer):
         parent = parent_ctx if parent_ctx.is_valid else None
         trace_id = parent_ctx.trace_id if parent is not None else (_rng.getrandbits(128) or 1)
         span_ctx = SpanContext(trace_id, _rng.getrandbits(64) or 1, is_remote=False, trace_flags=_SAMPLED)
-        span = GenAiSpan(name, span_ctx, parent, dict(attributes), start_time or time.time_ns(), processor)
+        attrs = attributes if type(attributes) is dict else dict(attributes)  # AutoGen passes a fresh dict
+        span = GenAiSpan(name, span_ctx, parent, attrs, start_time or time.time_ns(), processor)
         processor.on_start(span, context)
         return span
 
