@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "agentlightning.core.cli_serve",
     "agentlightning.core.cli_inspect",
     "agentlightning.core.lightningrl.cli",
+    "agentlightning.trainer.cli",
     "agentlightning.trainer.train_cli",
 ]
 
