@@ -89,13 +89,14 @@ class SpanLinker:
             anchor = context_anchor(self._tracer(), captured) if parent_id is None else None
             ready: list[Callable[[], None]] = []
             with self._lock:
-                node = self._live.get(event_id)
+                live = self._live
+                node = live.get(event_id)
                 if node is None:
                     if event_id in self._finished:
                         return  # duplicate delivery
-                    node = _Node(event_id)
-                    self._live[event_id] = node
-                    self._evict_locked()
+                    node = live[event_id] = _Node(event_id)
+                    if len(live) > self._max_live:
+                        self._evict_locked()
                 elif node.started:
                     return
                 node.started = True
@@ -105,18 +106,16 @@ class SpanLinker:
                 node.keys = keys
                 node.fallback = fallback
                 node.leaf = leaf
-                if parent_id is None:
-                    self._resolve_locked(node, anchor, ready)
+                parent_ref = anchor if parent_id is None else self._ref_locked(parent_id)
+                if parent_ref is not None:
+                    self._resolve_locked(node, parent_ref, ready)
                 else:
-                    parent_ref = self._ref_locked(parent_id)
-                    if parent_ref is not None:
-                        self._resolve_locked(node, parent_ref, ready)
-                    else:
-                        parent = self._live.get(parent_id)
-                        if parent is None:
-                            parent = self._live[parent_id] = _Node(parent_id)
-                        parent.waiting.append(node)
-            self._end_all(ready)
+                    parent = live.get(parent_id)  # type: ignore[arg-type]
+                    if parent is None:
+                        parent = live[parent_id] = _Node(parent_id)  # type: ignore[index]
+                    parent.waiting.append(node)
+            if ready:
+                self._end_all(ready)
         except Exception:
             self.errors += 1
             logger.debug("crewai span start failed", exc_info=True)
@@ -134,7 +133,8 @@ class SpanLinker:
                     if started_id in self._finished:
                         return
                     node = self._live[started_id] = _Node(started_id)
-                    self._evict_locked()
+                    if len(self._live) > self._max_live:
+                        self._evict_locked()
                 if node.end is not None:
                     return
                 node.end = (finisher, end_ns, error)
@@ -149,7 +149,8 @@ class SpanLinker:
                             self._detach_locked(node)
                             self._resolve_locked(node, fallback, ready)
                     # else the parent itself waits for its own parent: the chain resolves together.
-            self._end_all(ready)
+            if ready:
+                self._end_all(ready)
         except Exception:
             self.errors += 1
             logger.debug("crewai span end failed", exc_info=True)
@@ -225,15 +226,18 @@ class SpanLinker:
                     logger.debug("crewai span builder failed", exc_info=True)
             current.span = span
             current.ref = span if span is not None else parent
-            for key in current.keys:
-                self._by_key[key] = current.event_id
-            if len(self._by_key) > self._max_finished:
-                self._by_key.pop(next(iter(self._by_key)))
+            if current.keys:
+                by_key = self._by_key
+                for key in current.keys:
+                    by_key[key] = current.event_id
+                if len(by_key) > self._max_finished:
+                    by_key.pop(next(iter(by_key)))
             if current.end is not None:
                 self._finish_locked(current, ready)
-            waiting, current.waiting = current.waiting, []
-            for child in waiting:
-                stack.append((child, current.ref))
+            if current.waiting:
+                waiting, current.waiting = current.waiting, []
+                for child in waiting:
+                    stack.append((child, current.ref))
 
     def _finish_locked(self, node: _Node, ready: list[Callable[[], None]]) -> None:
         self._live.pop(node.event_id, None)
@@ -258,6 +262,7 @@ class SpanLinker:
             ready.append(lambda: hook(event_id))
 
     def _evict_locked(self) -> None:
+        """Drop the oldest nodes beyond the cap (their spans are lost, memory stays bounded)."""
         while len(self._live) > self._max_live:
             self._live.pop(next(iter(self._live)))
 

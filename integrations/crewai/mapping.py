@@ -74,21 +74,25 @@ def add_tool_call(target: Any, call: Any) -> None:
 
 
 def add_message(messages: Any, message: Any) -> None:
-    """One OpenAI-style message dict into a repeated ChatMessage field."""
+    """One OpenAI-style message dict into a repeated ChatMessage field (runs per message per call: lean)."""
     if message.__class__ is not dict and not isinstance(message, Mapping):
         messages.add(role="user", content=text_of(message))
         return
-    target = messages.add(role=str(message.get("role") or ""), content=text_of(message.get("content")))
-    name = message.get("name")
-    if name:
-        target.name = str(name)
-    call_id = message.get("tool_call_id")
-    if call_id:
-        target.tool_call_id = str(call_id)
-    calls = message.get("tool_calls")
-    if calls:
-        for call in calls:
-            add_tool_call(target.tool_calls, call)
+    content = message.get("content")
+    target = messages.add(role=message.get("role") or "",
+                          content=content if content.__class__ is str and len(content) <= MAX_TEXT
+                          else text_of(content))
+    if len(message) > 2:  # the rare fields
+        name = message.get("name")
+        if name:
+            target.name = str(name)
+        call_id = message.get("tool_call_id")
+        if call_id:
+            target.tool_call_id = str(call_id)
+        calls = message.get("tool_calls")
+        if calls:
+            for call in calls:
+                add_tool_call(target.tool_calls, call)
 
 
 _schema_cache: dict[tuple, str] = {}

@@ -1,0 +1,145 @@
+"""CrewAI section of ``overhead.py``: a sequential crew of two agents, 4 LLM calls and 2 tool calls a run.
+
+CrewAI dispatches sync handlers to its own thread pool (stream-chunk handlers run inline on the agent's
+thread), so the agent's thread pays our handlers' time only as GIL time, plus the chunk hook when
+streaming. Hook time is measured where it is spent: every handler of the listener is wrapped and its
+time summed per event (one LLM call = started + chunks + completed, keyed by CrewAI's ``call_id``; one
+tool call = started + finished/error). The listener exports through a real exporter to a real Lightning
+server. End to end, runs with the listener registered and without are interleaved.
+
+    python benchmarks/overhead.py crewai --runs 60
+"""
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from typing import Any, Callable, Optional
+
+os.environ.setdefault("CREWAI_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("CREWAI_TRACING_ENABLED", "false")
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
+os.environ["HOME"] = tempfile.mkdtemp(prefix="al-bench-crewai-home-")  # CrewAI writes under $HOME
+
+from crewai import LLM, Agent, Crew, Process, Task  # noqa: E402
+from crewai.events import crewai_event_bus  # noqa: E402
+from crewai.tools import tool  # noqa: E402
+
+from agentlightning.core.tracer import Tracer  # noqa: E402
+from agentlightning.integrations.crewai.listener import AgentLightningListener  # noqa: E402
+from agentlightning.testing.scripted_llm import ScriptedLLMServer, route_by_system, tool_then_answer  # noqa: E402
+
+from overhead import HookTimer, Measurement, calibrate, lightning_exporter  # noqa: E402
+
+logging.getLogger("crewai").setLevel(logging.ERROR)  # its per-call token-estimate warning is not ours
+
+# handler name -> (event kind, key of the event it belongs to, whether it closes the event)
+_LLM_KEY: Callable[..., Any] = lambda source, event: ("llm", event.call_id)  # noqa: E731
+_START_KEY: Callable[..., Any] = lambda source, event: event.event_id  # noqa: E731
+_END_KEY: Callable[..., Any] = lambda source, event: event.started_event_id  # noqa: E731
+_HOOKS = {
+    "_on_llm_start": ("llm_call", _LLM_KEY, False),
+    "_on_llm_chunk": ("llm_call", _LLM_KEY, False),
+    "_on_llm_end": ("llm_call", _LLM_KEY, True),
+    "_on_tool_start": ("tool_call", _START_KEY, False),
+    "_on_tool_end": ("tool_call", _END_KEY, True),
+    "_on_tool_failure": ("tool failure event (paired: skipped)", _START_KEY, True),
+    "_on_agent_start": ("agent", _START_KEY, False),
+    "_on_agent_end": ("agent", _END_KEY, True),
+    "_on_task_start": ("task", _START_KEY, False),
+    "_on_task_end": ("task", _END_KEY, True),
+    "_on_crew_start": ("crew", _START_KEY, False),
+    "_on_crew_end": ("crew", _END_KEY, True),
+    "_on_scope_start": ("other scope (pass-through)", _START_KEY, False),
+    "_on_scope_close": ("other scope (pass-through)", _END_KEY, True),
+}
+ANSWER = "Division by zero is undefined."
+
+
+@tool("add")
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@tool("divide")
+def divide(a: int, b: int) -> float:
+    """Divide a by b."""
+    return a / b
+
+
+def _script() -> Any:
+    return route_by_system({
+        "Mathematician": tool_then_answer("add", '{"a": 2, "b": 3}', "The sum is 5.",
+                                          prompt_tokens=40, completion_tokens=12),
+        "Divider": tool_then_answer("divide", '{"a": 1, "b": 0}', ANSWER, prompt_tokens=60, completion_tokens=14),
+    })
+
+
+def _crew(base_url: str, stream: bool) -> Crew:
+    llm = LLM(model="openai/scripted", base_url=base_url, api_key="dummy", stream=stream)
+    mathematician = Agent(role="Mathematician", goal="add numbers", backstory="Good at sums.", tools=[add],
+                          llm=llm, verbose=False)
+    divider = Agent(role="Divider", goal="divide numbers", backstory="Good at quotients.", tools=[divide],
+                    llm=llm, verbose=False)
+    tasks = [Task(description="Add 2 and 3.", expected_output="a number", agent=mathematician),
+             Task(description="Divide 1 by 0.", expected_output="a number", agent=divider)]
+    return Crew(agents=[mathematician, divider], tasks=tasks, process=Process.sequential, verbose=False)
+
+
+def timed_listener(tracer: Tracer, timer: HookTimer) -> AgentLightningListener:
+    """The real listener with each handler wrapped (instance attributes shadow the methods), re-registered."""
+    listener = AgentLightningListener(tracer)
+    listener.close()
+    for name, (kind, key, final) in _HOOKS.items():
+        setattr(listener, name, timer.timed(getattr(listener, name), kind, key=key, final=final))
+    # The chunk hook is the one CrewAI runs inline on the agent's thread: also time it per chunk.
+    listener._on_llm_chunk = timer.timed(listener._on_llm_chunk, "stream chunk (inline, agent thread)",
+                                         key=lambda source, event: ("chunk", event.event_id), final=True)
+    listener.setup_listeners(crewai_event_bus)
+    return listener
+
+
+
+def measure(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None, stream: bool = False) -> Measurement:
+    timer = HookTimer()
+    walls: dict[str, list[float]] = {"with": [], "without": [], "calibration": []}
+    with lightning_exporter(workdir) as exporter, ScriptedLLMServer(_script()) as llm_server:
+        listener = timed_listener(Tracer(exporter), timer)
+        try:
+            for i in range(warmup + runs):
+                timer.recording = i >= warmup
+                order = ["with", "without"] if i % 2 == 0 else ["without", "with"]
+                for mode in order:
+                    # (un)registering and building the crew stay outside the timed region
+                    if mode == "with" and not listener._registered:
+                        listener.setup_listeners(crewai_event_bus)
+                    elif mode == "without" and listener._registered:
+                        listener.close()
+                    crew = _crew(llm_server.base_url, stream)
+                    started = time.perf_counter()
+                    output = crew.kickoff()
+                    crewai_event_bus.flush()  # our pool handlers finish inside the timed run
+                    elapsed = time.perf_counter() - started
+                    assert ANSWER in str(output), output
+                    if i >= warmup:
+                        walls[mode].append(elapsed)
+                if i >= warmup:
+                    walls["calibration"].append(calibrate())
+        finally:
+            timer.recording = False
+            listener.close()
+        exporter.flush(30.0)
+        stats = exporter.stats()
+    return Measurement(
+        framework="crewai" + ("_streaming" if stream else ""), runs=runs, hook_ns=dict(timer.samples),
+        wall_s=walls, events_per_run={"llm_call": 4, "tool_call": 2},
+        hook_cpu_ns=dict(timer.cpu_samples),
+        notes={"listener_errors": listener.linker.errors, "spans_left_open": listener.linker.pending(),
+               "exporter": {"submitted": stats.submitted, "acked": stats.acked, "dropped": stats.dropped}})
+
+
+def measure_streaming(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None) -> Measurement:
+    """Same crew with ``stream=True``: the chunk handler runs inline on the agent's thread."""
+    return measure(runs, warmup, workdir, stream=True)
