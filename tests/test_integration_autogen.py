@@ -34,10 +34,10 @@ from agentlightning.core import api  # noqa: E402
 from agentlightning.core.exporter import ExporterConfig, SpanExporter  # noqa: E402
 from agentlightning.core.kinds import SpanKind, TokenProvenance, ToolOutcome  # noqa: E402
 from agentlightning.core.span_tree import SpanNode, build_tree  # noqa: E402
-from agentlightning.core.tracer import MemorySink, Tracer  # noqa: E402
+from agentlightning.core.tracer import Tracer  # noqa: E402
 from agentlightning.integrations.autogen import AutoGenRecorder, instrument, uninstrument  # noqa: E402
 from agentlightning.testing import openai_wire  # noqa: E402
-from agentlightning.testing.scripted_llm import Reply, RequestView, ScriptedLLMServer, ToolCall, route  # noqa: E402
+from agentlightning.testing.scripted_llm import Reply, RequestView, ScriptedLLMServer, ToolCall  # noqa: E402
 from agentlightning.v1 import spans_pb2  # noqa: E402
 
 MODEL_INFO = {"vision": False, "function_calling": True, "json_output": False, "family": "unknown",
@@ -297,6 +297,28 @@ def test_selector_group_chat_records_the_selector_and_the_chosen_agent(global_tr
     ])
     selector = root.children[0].span.llm
     assert "role play" in selector.request_messages[-1].content and selector.response_messages[0].content == "critic"
+
+
+def test_model_client_used_directly_lands_under_the_current_rollout(global_tracer: Tracer, client: Any,
+                                                                    recorder: AutoGenRecorder) -> None:
+    from autogen_core.models import UserMessage
+
+    async def call(llm: ScriptedLLMServer) -> Any:
+        model = model_client(llm)
+        try:
+            return await model.create([UserMessage(content="Say hi.", source="user")])
+        finally:
+            await model.close()
+
+    with ScriptedLLMServer([Reply("hi")]) as llm:
+        result = run_in_rollout("ro-direct", lambda: call(llm))
+    assert result.content == "hi"
+    assert recorder.flush(5.0)  # no agent run ended to drain the worker
+    (root,) = read_tree(global_tracer, client, "ro-direct")
+    assert shape(root) == ("AGENT", "episode", "runner", [("LLM", "chat scripted", "runner", [])])
+    llm_span = root.children[0].span.llm
+    assert [(m.role, m.content) for m in llm_span.request_messages] == [("user", "Say hi.")]
+    assert (llm_span.usage.input_tokens, llm_span.usage.output_tokens) == expected_usage(llm)[0]
 
 
 def test_outside_any_rollout_each_agent_run_gets_a_generated_rollout(exporter: SpanExporter, client: Any,
