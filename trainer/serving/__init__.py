@@ -10,12 +10,23 @@ Public API:
 
 The wire format (OpenAI + ``prompt_token_ids``/``token_ids``/``logprobs``/``model_version``) is described in
 :mod:`agentlightning.trainer.serving.openai_api`; the HTTP routes in :mod:`.server`. The same command line
-is ``agentlightning serve-model --model NAME_OR_PATH``. Importing this package imports torch.
+is ``agentlightning serve-model --model NAME_OR_PATH``. Names load lazily; all but the tool-call
+parser import torch.
 """
-from agentlightning.trainer.serving.engine import Engine, Generation, GenerationError, Policy
-from agentlightning.trainer.serving.sampling import SamplingParams
-from agentlightning.trainer.serving.server import MODEL_VERSION_HEADER, ModelServer
-from agentlightning.trainer.serving.toolcalls import parse_tool_calls
+from __future__ import annotations
 
-__all__ = ["Engine", "Generation", "GenerationError", "MODEL_VERSION_HEADER", "ModelServer", "Policy",
-           "SamplingParams", "parse_tool_calls"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "Engine": "engine", "Generation": "engine", "GenerationError": "engine", "Policy": "engine",
+    "SamplingParams": "sampling", "MODEL_VERSION_HEADER": "server", "ModelServer": "server",
+    "parse_tool_calls": "toolcalls",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:  # lazy: the tool-call parser must not drag torch in
+    if name not in _EXPORTS:
+        raise AttributeError(name)
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
