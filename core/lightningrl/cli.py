@@ -16,7 +16,8 @@ from agentlightning.core.lightningrl.types import RolloutTrace, Transition
 def _add_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint", default=None,
                    help="server address (default $AGENTLIGHTNING_ENDPOINT or 127.0.0.1:4747)")
-    p.add_argument("--db", default=None, help="read a server's SQLite file directly instead of a server")
+    p.add_argument("--db", default=None, help="read a server's SQLite file directly instead of a server "
+                   "(export then also finds live rollouts, which a server lists only by id)")
 
 
 def _add_config(p: argparse.ArgumentParser) -> None:

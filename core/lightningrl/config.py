@@ -79,7 +79,8 @@ class LightningRLConfig:
     gamma:             discount for ``discounted`` and ``per_step``.
     normalizer:        advantages within a group of rollouts of the same task: ``grpo``
                        ((r - mean) / std), ``mean`` (r - mean, no std division), ``loo``
-                       (r - mean of the *other* rollouts), ``none`` (advantage = reward).
+                       (r - mean of the *other* rollouts; 0 for a rollout alone in its group),
+                       ``none`` (advantage = reward). Std is the population std.
                        Statistics are over rollouts (each rollout's mean transition reward),
                        never over transitions, so many-call rollouts do not weigh more.
     std_eps:           a group whose std is at most this is only mean-centred, not divided.

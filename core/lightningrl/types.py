@@ -63,8 +63,8 @@ class RewardBreakdown:
 class Transition:
     """One LLM call of a trained agent as a single-turn RL sample.
 
-    Token id sequences are read-only views on the stored span when the span carried exact ids
-    (no copy is made on the hot path); ``list(...)`` them to mutate. ``reward`` is the
+    Token id sequences are views on the stored span when the span carried exact ids (no copy is
+    made on the hot path): treat them as read-only and ``list(...)`` them before changing anything. ``reward`` is the
     credit-assigned scalar, ``advantage`` its group-normalised version.
     """
 
