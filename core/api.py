@@ -48,9 +48,17 @@ def get_tracer() -> Tracer:
 
 
 def flush(timeout_s: float = 30.0) -> bool:
-    """Wait until every finished span is acked by the server or safely spooled."""
+    """Wait until every finished span is acked by the server or safely spooled (integrations'
+    background workers are drained first, so their spans are included)."""
+    import time
+
+    from agentlightning.core.deferred import drain_all
+
+    deadline = time.monotonic() + timeout_s
+    drained = drain_all(timeout_s)
     sink = get_tracer().sink
-    return sink.flush(timeout_s) if isinstance(sink, SpanExporter) else True
+    flushed = sink.flush(max(0.0, deadline - time.monotonic())) if isinstance(sink, SpanExporter) else True
+    return drained and flushed
 
 
 def shutdown(timeout_s: float = 10.0) -> None:

@@ -23,7 +23,7 @@ from agentlightning.core.tracer import Tracer
 from agentlightning.integrations.autogen import spans as notes
 from agentlightning.integrations.autogen.otel import GEN_AI_OPERATION, GEN_AI_SYSTEM
 from agentlightning.integrations.autogen.spans import SpanBuilder
-from agentlightning.integrations.autogen.worker import Worker
+from agentlightning.core.deferred import DeferredWorker
 
 _debug = logging.getLogger("agentlightning.integrations.autogen")
 _get_current_span = trace.get_current_span
@@ -46,7 +46,7 @@ class AutoGenRecorder:
         self.record_passthrough_parents = False  # set when attached to a full SDK provider
         self.attached_provider: Any = None  # the OpenTelemetry provider that calls us
         self._builder = SpanBuilder(self._get_tracer)
-        self._worker = Worker(self._apply) if defer else None
+        self._worker = DeferredWorker(self._apply, name="agentlightning-autogen") if defer else None
         self._genai: set[int] = set()  # open AutoGen GenAI span ids
         self._roots: set[int] = set()  # ... of which outermost agent spans
         self._alias: dict[int, int] = {}  # other SDK span id -> nearest enclosing GenAI span id

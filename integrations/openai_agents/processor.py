@@ -29,7 +29,7 @@ from agentlightning.core import api
 from agentlightning.core import context as ctx
 from agentlightning.core.tracer import ActiveSpan, Tracer
 from agentlightning.integrations.openai_agents import mapping
-from agentlightning.integrations.openai_agents.background import BackgroundFinisher
+from agentlightning.core.deferred import DeferredWorker
 from agentlightning.integrations.openai_agents.recorder import Node, Recorder
 
 logger = logging.getLogger("agentlightning.integrations.openai_agents")
@@ -71,7 +71,7 @@ class LightningTracingProcessor(TracingProcessor):
         self._traces: dict[str, _TraceState] = {}
         self._nodes: dict[str, tuple[Node, str]] = {}  # open SDK span id -> (node, trace id)
         self._recorder = Recorder()
-        self._finisher = BackgroundFinisher(self._complete, max_backlog) if defer else None
+        self._finisher = DeferredWorker(self._complete, name="agentlightning-openai-agents", max_backlog=max_backlog) if defer else None
 
     # -- traces ----------------------------------------------------------------------------------
     def _new_trace_state(self) -> _TraceState:

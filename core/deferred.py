@@ -1,15 +1,17 @@
-"""A background thread that applies handed-over events in FIFO order, off the agent's thread.
+"""A background worker that applies handed-over items in FIFO order, off the agent's thread.
 
-Mapping a model call (its whole message history, tools, token ids) costs time that grows with the
-conversation; an agent spends most of its life waiting on the network, so doing that work here keeps
-the time added on the agent's thread small and constant.
+Integrations note an event on the agent's thread and leave the expensive part (mapping a whole message
+history, tools, token ids into a span) to this worker: an agent spends most of its life waiting on the
+model, so the work overlaps the wait and the time added per event stays small and constant.
 
 Handing over must itself be cheap: waking a thread per event (a futex wake plus a GIL hand-off) costs
-tens of µs on a busy VM, more than the hook. So ``submit`` only appends to a deque; the thread wakes
-every ``interval_s`` while there is work, and is woken explicitly only when it had gone idle.
-``drain`` does not wait for the thread: the caller finishes what is left itself (under the same lock,
-so order is kept), which is cheaper than a hand-off. Bounded: past ``max_backlog`` queued items
-``submit`` refuses (the caller counts it).
+tens of µs on a busy VM, more than the hook. So ``submit`` only appends to a deque; the thread polls every
+``interval_s`` while there is work and is woken explicitly only when it had gone idle. ``drain`` finishes
+what is left on the calling thread (under the same lock, so order is kept), cheaper than a hand-off.
+Bounded: past ``max_backlog`` queued items ``submit`` refuses (the caller counts the drop).
+
+Every live worker is drained by ``agentlightning.flush()`` (``drain_all``) before the exporter flushes,
+so "flush" means what a user expects whichever integration produced the spans.
 """
 from __future__ import annotations
 
@@ -21,12 +23,14 @@ import time
 import weakref
 from typing import Any, Callable, Optional
 
-logger = logging.getLogger("agentlightning.integrations.openai_agents")
+logger = logging.getLogger("agentlightning.deferred")
+
+_workers: "weakref.WeakSet[DeferredWorker]" = weakref.WeakSet()
 
 
-class BackgroundFinisher:
-    def __init__(self, handle: Callable[[Any], None], max_backlog: int = 50_000, interval_s: float = 0.005,
-                 idle_after: int = 20, name: str = "agentlightning-openai-agents") -> None:
+class DeferredWorker:
+    def __init__(self, handle: Callable[[Any], None], name: str = "agentlightning-deferred",
+                 max_backlog: int = 50_000, interval_s: float = 0.005, idle_after: int = 20) -> None:
         self._handle = handle
         self.max_backlog = max_backlog
         self.interval_s = interval_s
@@ -37,6 +41,7 @@ class BackgroundFinisher:
         if hasattr(os, "register_at_fork"):  # a forked child has the queue but no thread: start over
             ref = weakref.WeakMethod(self._reset)
             os.register_at_fork(after_in_child=lambda: (ref() or (lambda: None))())
+        _workers.add(self)
 
     def _reset(self) -> None:
         self._items: collections.deque = collections.deque()
@@ -83,7 +88,7 @@ class BackgroundFinisher:
                     self._handle(item)
                 except Exception:
                     self.errors += 1
-                    logger.debug("finishing a span in the background failed", exc_info=True)
+                    logger.debug("%s: an item was not applied", self._name, exc_info=True)
             finally:
                 lock.release()
             if deadline is not None and time.monotonic() > deadline:
@@ -117,3 +122,12 @@ class BackgroundFinisher:
             self._lock.release()
             return not self._items
         return False
+
+
+def drain_all(timeout_s: float) -> bool:
+    """Drain every live worker (called by ``agentlightning.flush()``). True when all are empty."""
+    deadline = time.monotonic() + timeout_s
+    ok = True
+    for worker in list(_workers):
+        ok = worker.drain(max(0.0, deadline - time.monotonic())) and ok
+    return ok
