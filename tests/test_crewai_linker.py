@@ -177,3 +177,22 @@ def test_a_broken_builder_is_swallowed_and_children_still_attach() -> None:
     (llm,) = [s for s in sink.spans if s.name == "llm"]
     assert llm.parent_span_id == crew.span_id
     assert linker.errors == 1 and linker.pending() == 0
+
+
+def test_a_close_meant_for_another_kind_of_scope_is_ignored() -> None:
+    """CrewAI can report one LLM call failed twice; the second close pops its own scope stack one level too
+    far and names the enclosing scope. With the expected start type checked, that scope stays open."""
+    sink = MemorySink()
+    tracer = Tracer(sink)
+    linker = SpanLinker(lambda: tracer)
+    with ctx.use_rollout(ctx.new_rollout_context()):
+        linker.start("agent", None, lambda p: tracer.start_span("A", AGENT, parent=p, start_time_ns=1),
+                     tag="agent_started")
+    linker.end("agent", None, 5, expect="llm_call_started")  # wrong pairing: ignored
+    linker.end("task", None, 5, expect="llm_call_started")  # early and wrong for what "task" turns out to be
+    linker.end("task", None, 6, expect="task_started")  # early and right
+    linker.start("task", "agent", lambda p: tracer.start_span("T", CHAIN, parent=p, start_time_ns=1),
+                 tag="task_started")
+    assert [s.name for s in sink.spans] == ["T"] and sink.spans[0].end_time_unix_nano == 6
+    linker.end("agent", None, 9, expect="agent_started")
+    assert [s.name for s in sink.spans] == ["T", "A"] and linker.pending() == 0

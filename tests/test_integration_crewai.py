@@ -218,6 +218,63 @@ def test_crew_outside_any_rollout_gets_a_generated_one(global_tracer: Tracer, cl
         (0, "AGENT", "crew"), (1, "CHAIN", "Add 2 and 3."), (2, "AGENT", "Mathematician")]
 
 
+def test_invalid_arguments_and_unknown_tool_are_classified(global_tracer: Tracer, client: Any,
+                                                          instrumented: Any) -> None:
+    """Arguments that are not JSON never reach the tool (CrewAI reports a failure with no tool run): still a
+    TOOL span, INVALID_ARGUMENTS, in order; a tool the crew lacks is NOT_FOUND."""
+    script = route_by_system({
+        "Mathematician": tool_then_answer("add", '{"a": 2, "b":', "I could not add."),
+        "Divider": tool_then_answer("multiply", '{"a": 1, "b": 0}', "No such tool."),
+    })
+    with ScriptedLLMServer(script) as llm_server:
+        with api.rollout("crew-bad-calls", agent_name="runner"):
+            _crew(llm_server.base_url).kickoff()
+        _flush_crewai()
+    assert global_tracer.sink.flush(10)
+    spans = client.query_spans("crew-bad-calls")
+    shape = _shape(build_tree(spans))
+    assert [row[1:3] for row in shape if row[0] == 4] == [
+        ("LLM", "chat scripted"), ("TOOL", "add"), ("LLM", "chat scripted"),
+        ("LLM", "chat scripted"), ("TOOL", "multiply"), ("LLM", "chat scripted")]
+    (add,) = _find(spans, spans_pb2.SPAN_KIND_TOOL, "Mathematician")
+    first, _ = _find(spans, spans_pb2.SPAN_KIND_LLM, "Mathematician")
+    assert add.tool.outcome == spans_pb2.TOOL_OUTCOME_INVALID_ARGUMENTS
+    assert (add.tool.arguments, add.tool.arguments_valid) == ('{"a": 2, "b":', False)
+    assert add.tool.call_id == first.llm.response_messages[0].tool_calls[0].id
+    assert (add.status.code, add.status.error_type) == (spans_pb2.STATUS_CODE_ERROR, "invalid_input")
+    (multiply,) = _find(spans, spans_pb2.SPAN_KIND_TOOL, "Divider")
+    assert multiply.tool.outcome == spans_pb2.TOOL_OUTCOME_NOT_FOUND
+    assert multiply.status.error_type == "unknown_tool"
+    assert instrumented.linker.pending() == 0
+
+
+def test_a_failing_llm_call_marks_llm_agent_task_and_crew(global_tracer: Tracer, client: Any,
+                                                          instrumented: Any) -> None:
+    from agentlightning.testing.scripted_llm import Reply
+
+    script = route_by_system({
+        "Mathematician": tool_then_answer("add", '{"a": 2, "b": 3}', "The sum is 5."),
+        "Divider": Reply(http_status=500, error_message="model down"),
+    })
+    with ScriptedLLMServer(script) as llm_server:
+        crew = _crew(llm_server.base_url)
+        for agent in crew.agents:
+            agent.max_retry_limit = 0
+        with api.rollout("crew-llm-fails", agent_name="runner"):
+            with pytest.raises(Exception, match="model down"):
+                crew.kickoff()
+        _flush_crewai()
+    assert global_tracer.sink.flush(10)
+    spans = client.query_spans("crew-llm-fails")
+    failed = {(KIND[s.kind], s.name) for s in spans if s.status.code == spans_pb2.STATUS_CODE_ERROR}
+    assert failed == {("LLM", "chat scripted"), ("AGENT", "Divider"), ("CHAIN", "Divide 1 by 0."),
+                      ("AGENT", "crew")}
+    (llm,) = _find(spans, spans_pb2.SPAN_KIND_LLM, "Divider")
+    assert "model down" in llm.status.message
+    assert all(s.end_time_unix_nano for s in spans)
+    assert instrumented.linker.pending() == 0
+
+
 def test_crew_completes_when_lightning_server_is_down(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
     from agentlightning.integrations.crewai import instrument, uninstrument
 

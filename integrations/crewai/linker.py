@@ -25,8 +25,8 @@ Finisher = Callable[[ActiveSpan], None]
 
 
 class _Node:
-    __slots__ = ("event_id", "parent_id", "started", "builder", "anchor", "keys", "fallback", "leaf", "span",
-                 "ref", "end", "waiting")
+    __slots__ = ("event_id", "parent_id", "started", "builder", "anchor", "keys", "fallback", "leaf", "tag",
+                 "span", "ref", "end", "early_ends", "waiting")
 
     def __init__(self, event_id: str) -> None:
         self.event_id = event_id
@@ -37,9 +37,11 @@ class _Node:
         self.keys: tuple = ()
         self.fallback: tuple = ()
         self.leaf = False
+        self.tag: Optional[str] = None
         self.span: Optional[ActiveSpan] = None
         self.ref: Optional[ActiveSpan] = None  # what children attach to; set once resolved
-        self.end: Optional[tuple[Optional[Finisher], int, Any]] = None
+        self.end: Optional[tuple[Optional[Finisher], int, Any, Optional[str]]] = None
+        self.early_ends: list = []  # closes that arrived before the start (checked against its tag then)
         self.waiting: list[_Node] = []
 
 
@@ -80,9 +82,10 @@ class SpanLinker:
 
     # -- public ------------------------------------------------------------------------------------
     def start(self, event_id: str, parent_id: Optional[str], builder: Optional[Builder], *,
-              keys: tuple = (), fallback: tuple = (), leaf: bool = False) -> None:
+              keys: tuple = (), fallback: tuple = (), leaf: bool = False, tag: Optional[str] = None) -> None:
         """A scope opened. ``builder=None`` makes it pass-through; ``keys`` name it for other nodes'
-        ``fallback`` (tried in order when their parent's start never arrives); a ``leaf`` has no children.
+        ``fallback`` (tried in order when their parent's start never arrives); a ``leaf`` has no children;
+        ``tag`` (e.g. the start event's type) lets ``end`` refuse a close meant for another kind of scope.
         Captures the caller's context as the root anchor: call it in the context the event was emitted from."""
         try:
             captured = capture_context()
@@ -106,6 +109,10 @@ class SpanLinker:
                 node.keys = keys
                 node.fallback = fallback
                 node.leaf = leaf
+                node.tag = tag
+                if node.early_ends:  # closes that beat the start: keep the first meant for this scope
+                    node.end = next((e for e in node.early_ends if e[3] is None or e[3] == tag), None)
+                    node.early_ends = []
                 parent_ref = anchor if parent_id is None else self._ref_locked(parent_id)
                 if parent_ref is not None:
                     self._resolve_locked(node, parent_ref, ready)
@@ -121,8 +128,10 @@ class SpanLinker:
             logger.debug("crewai span start failed", exc_info=True)
 
     def end(self, started_id: Optional[str], finisher: Optional[Finisher], end_ns: int,
-            error: Any = None) -> None:
-        """A scope closed. Before its start arrived: remembered. Parent never seen: resolved by fallback."""
+            error: Any = None, expect: Optional[str] = None) -> None:
+        """A scope closed. Before its start arrived: remembered. Parent never seen: resolved by fallback.
+        ``expect``: the tag the scope must carry (CrewAI's own scope stack can pair a close with the wrong
+        start, e.g. a call reported failed twice); a mismatch is ignored."""
         if not started_id:
             return
         try:
@@ -137,10 +146,15 @@ class SpanLinker:
                         self._evict_locked()
                 if node.end is not None:
                     return
-                node.end = (finisher, end_ns, error)
+                if not node.started:
+                    node.early_ends.append((finisher, end_ns, error, expect))
+                    return
+                if expect is not None and node.tag != expect:
+                    return
+                node.end = (finisher, end_ns, error, expect)
                 if node.ref is not None:
                     self._finish_locked(node, ready)
-                elif node.started:
+                else:
                     parent = self._live.get(node.parent_id or "")
                     if parent is None or not parent.started:
                         # The parent's start never came (a scope type not listened to, or lost): by hint.
@@ -174,6 +188,13 @@ class SpanLinker:
             self.errors += 1
             logger.debug("crewai sweep failed", exc_info=True)
             return 0
+
+    def discard(self, event_id: str) -> None:
+        """Forget a scope opened tentatively: its span is never ended, so it is never exported."""
+        with self._lock:
+            node = self._live.pop(event_id, None)
+            if node is not None:
+                self._detach_locked(node)
 
     def ref(self, event_id: str) -> Optional[ActiveSpan]:
         """The span children of ``event_id`` attach to, if resolved (live or recently finished)."""
@@ -241,7 +262,7 @@ class SpanLinker:
 
     def _finish_locked(self, node: _Node, ready: list[Callable[[], None]]) -> None:
         self._live.pop(node.event_id, None)
-        finisher, end_ns, error = node.end  # type: ignore[misc]
+        finisher, end_ns, error, _ = node.end  # type: ignore[misc]
         ref = node.ref
         span = node.span
         if span is not None:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional
 from crewai.events import BaseEventListener
 from crewai.events import event_types as _event_types  # noqa: F401  (loads every event class)
 from crewai.events.base_events import BaseEvent
-from crewai.events.event_context import SCOPE_ENDING_EVENTS, SCOPE_STARTING_EVENTS
+from crewai.events.event_context import SCOPE_ENDING_EVENTS, SCOPE_STARTING_EVENTS, VALID_EVENT_PAIRS
 from crewai.events.types.agent_events import (
     AgentExecutionCompletedEvent, AgentExecutionErrorEvent, AgentExecutionStartedEvent,
     LiteAgentExecutionCompletedEvent, LiteAgentExecutionErrorEvent, LiteAgentExecutionStartedEvent,
@@ -98,6 +98,7 @@ class AgentLightningListener(BaseEventListener):
         self._pending_failures: dict[str, Any] = {}  # previous event id -> ToolFailureDetectedEvent
         self._failures_by_scope: dict[str, list[str]] = {}
         self._streams: dict[str, list] = {}  # call_id -> [first chunk timestamp, chunks]
+        self._llm_starts: dict[str, str] = {}  # call_id -> its llm_call_started event id
         self._registered: list[tuple[type, Callable[..., Any]]] = []
         self._bus: Any = None
         super().__init__()
@@ -159,10 +160,13 @@ class AgentLightningListener(BaseEventListener):
                 fill(span)
             return span
 
-        self.linker.start(event.event_id, event.parent_event_id, build, keys=keys, fallback=fallback)
+        self.linker.start(event.event_id, event.parent_event_id, build, keys=keys, fallback=fallback,
+                          tag=event.type)
 
-    def _end(self, event: Any, fill: Optional[Callable[[ActiveSpan], None]] = None, error: Any = None) -> None:
-        self.linker.end(event.started_event_id, fill, mapping.time_ns(event.timestamp), error)
+    def _end(self, event: Any, fill: Optional[Callable[[ActiveSpan], None]] = None, error: Any = None,
+             started_id: Optional[str] = None) -> None:
+        self.linker.end(started_id or event.started_event_id, fill, mapping.time_ns(event.timestamp), error,
+                        expect=VALID_EVENT_PAIRS.get(event.type))
 
     def _on_crew_start(self, source: Any, event: Any) -> None:
         try:
@@ -213,12 +217,16 @@ class AgentLightningListener(BaseEventListener):
     def _on_task_end(self, source: Any, event: Any) -> None:
         try:
             output = getattr(event, "output", None)
+            error = getattr(event, "error", None)
+            error_type = getattr(getattr(event, "error_type", None), "__name__", None)
 
             def fill(span: ActiveSpan) -> None:
                 if output is not None:
                     span.set_attribute("crewai.task.output", _clip(output))
+                if error is not None:
+                    span.record_error(str(error), error_type=error_type)
 
-            self._end(event, fill, getattr(event, "error", None))
+            self._end(event, fill)
         except Exception:
             logger.debug("task end not recorded", exc_info=True)
 
@@ -257,19 +265,25 @@ class AgentLightningListener(BaseEventListener):
 
     def _on_scope_start(self, source: Any, event: Any) -> None:
         try:
-            self.linker.start(event.event_id, event.parent_event_id, None, fallback=_agent_keys(event))
+            self.linker.start(event.event_id, event.parent_event_id, None, fallback=_agent_keys(event),
+                              tag=event.type)
         except Exception:
             logger.debug("scope start not recorded", exc_info=True)
 
     def _on_scope_close(self, source: Any, event: Any) -> None:
         try:
-            self.linker.end(event.started_event_id, None, 0)
+            self.linker.end(event.started_event_id, None, 0, expect=VALID_EVENT_PAIRS.get(event.type))
         except Exception:
             logger.debug("scope end not recorded", exc_info=True)
 
     # -- LLM -----------------------------------------------------------------------------------------
     def _on_llm_start(self, source: Any, event: Any) -> None:
         try:
+            if event.call_id:
+                with self._lock:
+                    self._llm_starts[event.call_id] = event.event_id
+                    if len(self._llm_starts) > 10_000:
+                        self._llm_starts.pop(next(iter(self._llm_starts)))
             model = event.model or "llm"
             self._start(event, f"chat {model}", SpanKind.LLM, event.agent_role,
                         fallback=_agent_keys(event), fill=lambda span: mapping.fill_request(span.proto.llm, event))
@@ -290,8 +304,10 @@ class AgentLightningListener(BaseEventListener):
     def _on_llm_end(self, source: Any, event: Any) -> None:
         try:
             stream = self._streams.pop(event.call_id, None)
+            with self._lock:  # the call's own start, whatever CrewAI's scope stack paired this end with
+                started_id = self._llm_starts.pop(event.call_id, None) if event.call_id else None
             if isinstance(event, LLMCallFailedEvent):
-                self._end(event, None, event.error)
+                self._end(event, None, event.error, started_id)
                 return
             scope = event.parent_event_id
 
@@ -309,7 +325,7 @@ class AgentLightningListener(BaseEventListener):
                     with self._lock:
                         self._requested.setdefault(scope, []).extend(requested)
 
-            self._end(event, fill)
+            self._end(event, fill, started_id=started_id)
         except Exception:
             logger.debug("llm end not recorded", exc_info=True)
 
@@ -353,10 +369,12 @@ class AgentLightningListener(BaseEventListener):
     def _on_tool_end(self, source: Any, event: Any) -> None:
         try:
             with self._lock:
-                self._pending_failures.pop(event.event_id, None)  # its failure event is no new call
+                failure_event = self._pending_failures.pop(event.event_id, None)  # no new call: discard
                 self._tool_ends[event.event_id] = None
                 if len(self._tool_ends) > 10_000:
                     self._tool_ends.pop(next(iter(self._tool_ends)))
+            if failure_event is not None:
+                self.linker.discard(failure_event.event_id)
             scope = event.parent_event_id
             is_error = isinstance(event, ToolUsageErrorEvent)
 
@@ -380,27 +398,46 @@ class AgentLightningListener(BaseEventListener):
                 else:
                     tool.outcome = mapping.failure_outcome(failure)
                     tool.error_message = mapping.failure_message(failure)
-                    span.record_error(tool.error_message, error_type=str(getattr(failure, "code", "") or "ToolFailure"))
+                    span.record_error(tool.error_message, error_type=mapping.failure_reason(failure))
 
             self._end(event, fill)
         except Exception:
             logger.debug("tool end not recorded", exc_info=True)
 
     def _on_tool_failure(self, source: Any, event: Any) -> None:
-        """A failure reported without a tool run (unparseable arguments, unknown tool) becomes its own TOOL
-        span; one that follows a tool's end event is that span's outcome already and is skipped."""
+        """A failure reported without a tool run (unparseable arguments, unknown tool) is a TOOL span of
+        its own. One that follows a tool's end event is already that span's outcome. Which it is depends on
+        an event another handler may not have seen yet, so the span is opened now (in order) and either
+        discarded when that tool end shows up, or ended when its scope closes."""
         try:
+            failure = event.failure
+            scope = event.parent_event_id
+
+            def fill(span: ActiveSpan) -> None:
+                requested = self._take_requested(scope, event.tool_name, event.tool_args)
+                mapping.fill_tool_start(span.proto.tool, event, requested)
+                if requested is not None:  # the model's raw string, not CrewAI's echo of it
+                    span.proto.tool.arguments_valid = mapping.raw_arguments(requested[2])[1]
+                tool = span.proto.tool
+                tool.outcome = mapping.failure_outcome(failure)
+                tool.error_message = mapping.failure_message(failure)
+                span.record_error(tool.error_message, error_type=mapping.failure_reason(failure))
+
+            self._start(event, event.tool_name or "tool", SpanKind.TOOL, event.agent_role,
+                        fallback=_agent_keys(event), fill=fill)
             previous = event.previous_event_id or ""
             with self._lock:
-                if previous in self._tool_ends:
-                    return
-                self._pending_failures[previous] = event
-                self._failures_by_scope.setdefault(event.parent_event_id or "", []).append(previous)
+                paired = previous in self._tool_ends
+                if not paired:
+                    self._pending_failures[previous] = event
+                    self._failures_by_scope.setdefault(scope or "", []).append(previous)
+            if paired:
+                self.linker.discard(event.event_id)
         except Exception:
             logger.debug("tool failure not recorded", exc_info=True)
 
     def _on_scope_end(self, scope_id: str) -> None:
-        """A scope closed: settle undecided tool failures in it and forget its unanswered tool calls."""
+        """A scope closed: end its undecided tool-failure spans and forget its unanswered tool calls."""
         if scope_id not in self._requested and scope_id not in self._failures_by_scope:
             return
         with self._lock:
@@ -408,7 +445,7 @@ class AgentLightningListener(BaseEventListener):
             events = [self._pending_failures.pop(p, None) for p in self._failures_by_scope.pop(scope_id, ())]
         for event in events:
             if event is not None:
-                self._record_failure(event)
+                self.linker.end(event.event_id, None, mapping.time_ns(event.timestamp))
 
     def _flush_failures(self) -> None:
         with self._lock:
@@ -416,24 +453,7 @@ class AgentLightningListener(BaseEventListener):
             self._pending_failures.clear()
             self._failures_by_scope.clear()
         for event in events:
-            self._record_failure(event)
-
-    def _record_failure(self, event: Any) -> None:
-        try:
-            failure = event.failure
-
-            def fill(span: ActiveSpan) -> None:
-                mapping.fill_tool_start(span.proto.tool, event, None)
-                span.proto.tool.outcome = mapping.failure_outcome(failure)
-                span.proto.tool.error_message = mapping.failure_message(failure)
-                span.record_error(span.proto.tool.error_message,
-                                  error_type=str(getattr(failure, "code", "") or "ToolFailure"))
-
-            self._start(event, event.tool_name or "tool", SpanKind.TOOL, event.agent_role,
-                        fallback=_agent_keys(event), fill=fill)
             self.linker.end(event.event_id, None, mapping.time_ns(event.timestamp))
-        except Exception:
-            logger.debug("tool failure span not recorded", exc_info=True)
 
 
 _instrument_lock = threading.Lock()

@@ -215,5 +215,11 @@ def failure_outcome(failure: Any) -> int:
     return _FAILURE_OUTCOMES.get(str(reason), ToolOutcome.ERROR)
 
 
+def failure_reason(failure: Any) -> str:
+    """CrewAI's reason (``exception``, ``unknown_tool``, ``invalid_input``...) as the span's error type."""
+    reason = _get(failure, "reason")
+    return str(getattr(reason, "value", reason) or "tool_failure")
+
+
 def failure_message(failure: Any) -> str:
     return str(_get(failure, "message") or "")[:8192]
