@@ -149,22 +149,39 @@ def interleaved(run_with: Callable[[], Any], run_without: Callable[[], Any], run
 
 
 @contextlib.contextmanager
-def lightning_exporter(workdir: Optional[str] = None) -> Iterator[Any]:
-    """A real Lightning server (SQLite) on 127.0.0.1 and an exporter to it; yields the exporter."""
+def lightning_exporter(workdir: Optional[str] = None, in_process: bool = False) -> Iterator[Any]:
+    """A real Lightning server (SQLite) on 127.0.0.1 and an exporter to it; yields the exporter.
+
+    The server runs in its own process by default, as in a deployment: in-process, its gRPC threads
+    would compete with the agent for this process's GIL and be billed to the integration."""
     from agentlightning.core.exporter import ExporterConfig, SpanExporter
-    from agentlightning.core.server import LightningServer, ServerConfig
-    from agentlightning.core.store.sqlite import SqliteStore
 
     tmp = Path(workdir or tempfile.mkdtemp(prefix="al-overhead-"))
-    server = LightningServer(SqliteStore(tmp / "bench.db"), ServerConfig(port=0))
-    server.start()
-    exporter = SpanExporter(ExporterConfig(endpoint=server.address, spool_dir=str(tmp / "spool")))
-    try:
-        yield exporter
-    finally:
-        exporter.flush(30.0)
-        exporter.close(5.0)
-        server.stop(grace_s=1.0)
+    with contextlib.ExitStack() as stack:
+        if in_process:
+            from agentlightning.core.server import LightningServer, ServerConfig
+            from agentlightning.core.store.sqlite import SqliteStore
+
+            server = LightningServer(SqliteStore(tmp / "bench.db"), ServerConfig(port=0))
+            server.start()
+            stack.callback(server.stop, grace_s=1.0)
+            address = server.address
+        else:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "agentlightning.core.cli", "serve", "--db", str(tmp / "bench.db"),
+                 "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            stack.callback(proc.wait, 10)
+            stack.callback(proc.terminate)
+            line = proc.stdout.readline() if proc.stdout else ""
+            if " listening on " not in line:
+                raise RuntimeError(f"Lightning server did not start: {line!r}")
+            address = line.split(" listening on ", 1)[1].split()[0]
+        exporter = SpanExporter(ExporterConfig(endpoint=address, spool_dir=str(tmp / "spool")))
+        try:
+            yield exporter
+        finally:
+            exporter.flush(30.0)
+            exporter.close(5.0)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -237,6 +254,9 @@ def print_report(report: dict[str, Any]) -> None:
                            ("  of which ours beyond that", "ours_beyond_dispatch_per_event_us")):
             if key in e2e:
                 print(f"   {label:<46} median {e2e[key]['median']:>8.1f} µs   p99 {e2e[key]['p99']:>9.1f} µs")
+    if report.get("replayed_hot_median_us"):
+        print(f"   same callbacks replayed back to back (warm caches), median µs per event: "
+              f"{report['replayed_hot_median_us']}")
     if "machine_ms_per_million_loop_turns" in report:
         print(f"   machine: {report['machine_ms_per_million_loop_turns']} ms per million empty loop turns "
               f"(an idle modern core: ~12), load average {report.get('loadavg')}")

@@ -20,6 +20,7 @@ _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool"
 _VALIDATION_ERROR_TEXT = "Tool input validation error"
 _TIMEOUT_ERRORS = ("TimeoutError", "ReadTimeout", "ConnectTimeout", "APITimeoutError")
 _VALIDATION_ERRORS = ("ValidationError", "ToolInvocationError")
+_EXACT_KEYS = ("logprobs", "token_ids", "completion_token_ids", "prompt_token_ids", "model_version", "headers")
 
 
 _MISSING = object()
@@ -208,10 +209,10 @@ def fill_request(llm: spans_pb2.LlmPayload, params: Mapping[str, Any], metadata:
 def _usage_from(llm: spans_pb2.LlmPayload, message: Any, llm_output: Optional[Mapping[str, Any]]) -> None:
     usage = field(message, "usage_metadata")
     if usage:
-        llm.usage.input_tokens = int(usage.get("input_tokens") or 0)
-        llm.usage.output_tokens = int(usage.get("output_tokens") or 0)
-        llm.usage.total_tokens = int(usage.get("total_tokens") or 0) or (
-            llm.usage.input_tokens + llm.usage.output_tokens)
+        target = llm.usage
+        target.input_tokens = prompt = int(usage.get("input_tokens") or 0)
+        target.output_tokens = completion = int(usage.get("output_tokens") or 0)
+        target.total_tokens = int(usage.get("total_tokens") or 0) or prompt + completion
         return
     token_usage = (llm_output or {}).get("token_usage") or (llm_output or {}).get("usage")
     if isinstance(token_usage, Mapping):
@@ -238,6 +239,8 @@ def _token_ids_from_logprobs(entries: list) -> Optional[list[int]]:
 
 def fill_exact_tokens(llm: spans_pb2.LlmPayload, info: Mapping[str, Any]) -> None:
     """Token ids/logprobs/model version when the server returned them; provenance EXACT only then."""
+    if not any(key in info for key in _EXACT_KEYS):
+        return
     logprob_entries = None
     logprobs = info.get("logprobs")
     if isinstance(logprobs, Mapping):
