@@ -1,4 +1,4 @@
-"""Durable stores behind one interface: SQLite embedded by default."""
+"""Durable stores behind one interface: SQLite embedded by default, PostgreSQL for several replicas."""
 from agentlightning.core.store.base import (
     AttemptNotActive,
     NotFound,
@@ -9,14 +9,19 @@ from agentlightning.core.store.base import (
 )
 
 
-def open_store(url: str) -> Store:
-    """Open a store from a path or URL: ``file.db`` / ``sqlite:///file.db`` (PostgreSQL: later)."""
+def open_store(url: str, **options) -> Store:
+    """Open a store from a path or URL: ``file.db`` / ``sqlite:///file.db`` / ``postgresql://...``
+    (the last needs the ``postgres`` extra: psycopg 3). ``options`` go to the store's constructor."""
     if url.startswith(("postgresql://", "postgres://")):
-        raise StoreError("PostgreSQL store is not available in this version; use a SQLite path")
+        try:
+            from agentlightning.core.store.postgres import PostgresStore
+        except ImportError as exc:
+            raise StoreError(f"PostgreSQL store needs psycopg 3: pip install 'agentlightning[postgres]' ({exc})") from None
+        return PostgresStore(url, **options)
     from agentlightning.core.store.sqlite import SqliteStore
 
     path = url.removeprefix("sqlite:///").removeprefix("sqlite://")
-    return SqliteStore(path)
+    return SqliteStore(path, **options)
 
 
 __all__ = ["Store", "StoreError", "StoreUnavailable", "NotFound", "AttemptNotActive", "SpanRecord", "open_store"]

@@ -89,6 +89,7 @@ _SPAN_INSERT = (
     "INSERT OR IGNORE INTO spans(trace_id, span_id, rollout_id, attempt_id, kind, start_ns,"
     " producer_id, seq, data) VALUES (?,?,?,?,?,?,?,?,?)"
 )
+_INT64 = 1 << 63  # the index column `seq` is signed; the span bytes keep the exact uint64
 _ROLLOUT_COLUMNS = (
     "rollout_id, task_id, group_id, input_json, metadata_json, mode, status, max_attempts,"
     " heartbeat_timeout_s, attempt_count, current_attempt_id, has_final_reward, final_reward, error,"
@@ -182,6 +183,8 @@ class SqliteStore(Store):
         if not records:
             return []
         rows = records  # SpanRecord is a tuple in column order
+        if any(r[7] >= _INT64 for r in rows):  # uint64 sequence past SQLite's int64: store it wrapped
+            rows = [r._replace(sequence=r[7] - (1 << 64)) if r[7] >= _INT64 else r for r in rows]
         with self._transaction() as conn:
             before = conn.total_changes
             conn.executemany(_SPAN_INSERT, rows)
