@@ -168,7 +168,8 @@ class PolicyUpdater:
             policy.config._name_or_path = self.base_model
         args = GRPOConfig(**self.config.to_grpo_kwargs(str(self.output_dir), max_steps=1_000_000))
         cls = _trainer_class()
-        self.trainer = cls(model=policy, reward_funcs=[_rewards_come_from_lightningrl], args=args, processing_class=tokenizer,
+        self.trainer = cls(model=policy, reward_funcs=[_rewards_come_from_lightningrl], args=args,
+                           processing_class=tokenizer,
                            train_dataset=Dataset.from_dict({"prompt": [""]}),
                            peft_config=self.config.lora_config())
         # What Trainer.train() does before its first step: optimizer, scheduler, accelerate.prepare.
