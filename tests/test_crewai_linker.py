@@ -196,3 +196,19 @@ def test_a_close_meant_for_another_kind_of_scope_is_ignored() -> None:
     assert [s.name for s in sink.spans] == ["T"] and sink.spans[0].end_time_unix_nano == 6
     linker.end("agent", None, 9, expect="agent_started")
     assert [s.name for s in sink.spans] == ["T", "A"] and linker.pending() == 0
+
+
+def test_children_that_waited_for_a_late_parent_keep_their_order() -> None:
+    """Span trees order one producer's siblings by sequence number: children released together when
+    their parent finally arrives must be created in the order they started."""
+    sink = MemorySink()
+    tracer = Tracer(sink)
+    linker = SpanLinker(lambda: tracer)
+    for i in range(5):
+        linker.start(f"c{i}", "agent", lambda p, i=i: tracer.start_span(f"c{i}", LLM, parent=p))
+        linker.end(f"c{i}", None, 0)
+    with ctx.use_rollout(ctx.new_rollout_context()):
+        linker.start("agent", None, lambda p: tracer.start_span("A", AGENT, parent=p))
+    linker.end("agent", None, 0)
+    children = sorted((s for s in sink.spans if s.name != "A"), key=lambda s: s.sequence)
+    assert [s.name for s in children] == ["c0", "c1", "c2", "c3", "c4"]

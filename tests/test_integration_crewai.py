@@ -200,7 +200,47 @@ def test_crew_of_two_agents_exact_tree(global_tracer: Tracer, client: Any, instr
     assert crew_span.attributes["crewai.crew.output"].string_value == "Division by zero is undefined."
     assert instrumented.linker.pending() == 0
     assert instrumented.linker.errors == 0
+    assert not (instrumented._requested or instrumented._llm_starts or instrumented._streams
+                or instrumented._pending_failures)  # nothing kept per call once the crew is done
     assert seen and set(seen) <= LOCAL_HOSTS, seen
+
+
+def test_concurrent_crews_in_threads_each_keep_their_own_tree(global_tracer: Tracer, client: Any,
+                                                               instrumented: Any) -> None:
+    """Three crews kicked off at once from three threads, each inside its own rollout: CrewAI's handler
+    pool interleaves all their events, yet every rollout gets exactly its own crew's tree."""
+    errors: list[BaseException] = []
+    with ScriptedLLMServer(_script()) as llm_server:
+        crews = [_crew(llm_server.base_url) for _ in range(3)]
+        barrier = threading.Barrier(3)
+
+        def run(index: int) -> None:
+            try:
+                barrier.wait()
+                with api.rollout(f"crew-thread-{index}", agent_name=f"runner-{index}"):
+                    crews[index].kickoff()
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        _flush_crewai()
+    assert not errors
+    assert global_tracer.sink.flush(10)
+    for index in range(3):
+        spans = client.query_spans(f"crew-thread-{index}")
+        roots = build_tree(spans)
+        assert [(d, k, n) for d, k, n, _ in _shape(roots)] == [
+            (0, "AGENT", "rollout"), (1, "AGENT", "crew"),
+            (2, "CHAIN", "Add 2 and 3."), (3, "AGENT", "Mathematician"),
+            (4, "LLM", "chat scripted"), (4, "TOOL", "add"), (4, "LLM", "chat scripted"),
+            (2, "CHAIN", "Divide 1 by 0."), (3, "AGENT", "Divider"),
+            (4, "LLM", "chat scripted"), (4, "TOOL", "divide"), (4, "LLM", "chat scripted")]
+        assert roots[0].span.agent_name == f"runner-{index}"
+    assert instrumented.linker.pending() == 0
 
 
 def test_crew_outside_any_rollout_gets_a_generated_one(global_tracer: Tracer, client: Any, db_path: Path,

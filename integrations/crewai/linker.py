@@ -255,9 +255,9 @@ class SpanLinker:
                     by_key.pop(next(iter(by_key)))
             if current.end is not None:
                 self._finish_locked(current, ready)
-            if current.waiting:
+            if current.waiting:  # pushed reversed so they pop (and get their sequence numbers) in order
                 waiting, current.waiting = current.waiting, []
-                for child in waiting:
+                for child in reversed(waiting):
                     stack.append((child, current.ref))
 
     def _finish_locked(self, node: _Node, ready: list[Callable[[], None]]) -> None:
