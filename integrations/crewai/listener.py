@@ -279,11 +279,10 @@ class AgentLightningListener(BaseEventListener):
     # -- LLM -----------------------------------------------------------------------------------------
     def _on_llm_start(self, source: Any, event: Any) -> None:
         try:
-            if event.call_id:
-                with self._lock:
-                    self._llm_starts[event.call_id] = event.event_id
-                    if len(self._llm_starts) > 10_000:
-                        self._llm_starts.pop(next(iter(self._llm_starts)))
+            if event.call_id:  # single dict operations: atomic, no lock needed
+                self._llm_starts[event.call_id] = event.event_id
+                if len(self._llm_starts) > 10_000:
+                    self._llm_starts.pop(next(iter(self._llm_starts)), None)
             model = event.model or "llm"
             self._start(event, f"chat {model}", SpanKind.LLM, event.agent_role,
                         fallback=_agent_keys(event), fill=lambda span: mapping.fill_request(span.proto.llm, event))
@@ -304,8 +303,8 @@ class AgentLightningListener(BaseEventListener):
     def _on_llm_end(self, source: Any, event: Any) -> None:
         try:
             stream = self._streams.pop(event.call_id, None)
-            with self._lock:  # the call's own start, whatever CrewAI's scope stack paired this end with
-                started_id = self._llm_starts.pop(event.call_id, None) if event.call_id else None
+            # the call's own start, whatever CrewAI's scope stack paired this end with
+            started_id = self._llm_starts.pop(event.call_id, None) if event.call_id else None
             if isinstance(event, LLMCallFailedEvent):
                 self._end(event, None, event.error, started_id)
                 return
@@ -410,6 +409,9 @@ class AgentLightningListener(BaseEventListener):
         an event another handler may not have seen yet, so the span is opened now (in order) and either
         discarded when that tool end shows up, or ended when its scope closes."""
         try:
+            previous = event.previous_event_id or ""
+            if previous in self._tool_ends:  # the usual case: its tool end was handled already
+                return
             failure = event.failure
             scope = event.parent_event_id
 
@@ -425,7 +427,6 @@ class AgentLightningListener(BaseEventListener):
 
             self._start(event, event.tool_name or "tool", SpanKind.TOOL, event.agent_role,
                         fallback=_agent_keys(event), fill=fill)
-            previous = event.previous_event_id or ""
             with self._lock:
                 paired = previous in self._tool_ends
                 if not paired:
