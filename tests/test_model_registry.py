@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from agentlightning.trainer import models  # noqa: E402
@@ -131,8 +131,16 @@ def test_smollm2_wheel_holds_the_gguf():
     assert path.name == models.SMOLLM2_GGUF and path.stat().st_size > 50_000_000
 
 
+@pytest.fixture
+def one_torch_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)  # shared cores: one intra-op thread avoids spin contention (see test_model_server)
+    yield
+    torch.set_num_threads(previous)
+
+
 @smollm2_cached
-def test_smollm2_serves_with_exact_tokens():
+def test_smollm2_serves_with_exact_tokens(one_torch_thread):
     import openai
 
     from agentlightning.trainer.serving import ModelServer

@@ -24,6 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--version", default="v0", help="version string reported for the initial weights")
     parser.add_argument("--served-model-name", default=None, help="name in /v1/models (default: --model)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:0, ...")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                        help="weights dtype (bfloat16 on a GPU; float32 on CPU)")
     parser.add_argument("--default-max-tokens", type=int, default=512,
                         help="max_tokens for requests that do not set it")
     parser.add_argument("--threads", type=int, default=None,
@@ -38,13 +40,14 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"serve-model needs the trainer extra (pip install 'agentlightning[trainer]'): {exc}",
               file=sys.stderr)
         return 2
-    if args.threads:
-        import torch
+    import torch
 
+    if args.threads:
         torch.set_num_threads(args.threads)
     server = ModelServer(args.model, host=args.host, port=args.port, max_batch=args.max_batch,
                          batch_wait_s=args.batch_wait_ms / 1000.0, version=args.version,
                          served_model_name=args.served_model_name, device=args.device,
+                         dtype=getattr(torch, args.dtype),
                          default_max_tokens=args.default_max_tokens)
     server.start()
     print(f"serving {server.served_model_name} (version {server.version}) at {server.base_url}", flush=True)

@@ -9,16 +9,22 @@ the batcher simply lets new requests wait for the running batch to finish.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
 import torch
 
 
+@functools.lru_cache(maxsize=None)
+def _cache_kwarg_of(model_type: type) -> str:
+    params = inspect.signature(model_type.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def cache_kwarg(model: Any) -> str:
     """transformers 5 calls the forward argument ``cache``; earlier versions ``past_key_values``."""
-    params = inspect.signature(model.forward).parameters
-    return "cache" if "cache" in params else "past_key_values"
+    return _cache_kwarg_of(type(model))
 
 
 def output_cache(out: Any) -> Any:

@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Sequence
 
 from agentlightning.trainer.serving.engine import Generation
 from agentlightning.trainer.serving.sampling import SamplingParams
 from agentlightning.trainer.serving.toolcalls import OPEN, parse_tool_calls, partial_suffix
+
+
+_ENCODE_LOCK = threading.Lock()
 
 
 class BadRequest(ValueError):
@@ -88,7 +92,8 @@ def render_prompt(tokenizer: Any, messages: list, tools: Optional[list], templat
                                              add_generation_prompt=True, **template_kwargs)
     except Exception as exc:  # template errors are the caller's messages being off-shape
         raise BadRequest(f"chat template failed: {exc}") from exc
-    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    with _ENCODE_LOCK:  # fast tokenizers may raise "Already borrowed" when encoding from several threads
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def _normalise(message: Any) -> dict:
