@@ -22,7 +22,12 @@ def encode_varint(value: int) -> bytes:
 
 def frame_span(serialized_span: bytes) -> bytes:
     """One ``spans`` entry of an ExportRequest; concatenated frames are a valid ExportRequest."""
-    return SPANS_TAG + encode_varint(len(serialized_span)) + serialized_span
+    n = len(serialized_span)
+    if n < 0x80:  # inline the one- and two-byte lengths: nearly every span (hot path)
+        return bytes((0x0A, n)) + serialized_span
+    if n < 0x4000:
+        return bytes((0x0A, (n & 0x7F) | 0x80, n >> 7)) + serialized_span
+    return SPANS_TAG + encode_varint(n) + serialized_span
 
 
 class WireError(ValueError):
@@ -54,6 +59,21 @@ def split_export_request(data: bytes) -> Iterator[bytes]:
     pos = 0
     size = len(data)
     while pos < size:
+        if data[pos] == 0x0A and pos + 2 < size:  # fast path: field 1 with a 1- or 2-byte length
+            b1 = data[pos + 1]
+            if b1 < 0x80:
+                start, length = pos + 2, b1
+            elif data[pos + 2] < 0x80:
+                start, length = pos + 3, (b1 & 0x7F) | (data[pos + 2] << 7)
+            else:
+                start = -1
+            if start >= 0:
+                end = start + length
+                if end > size:
+                    raise WireError(f"field 1 claims {length} bytes but {size - start} remain")
+                yield data[start:end]
+                pos = end
+                continue
         key, pos = _read_varint(data, pos)
         field, wire_type = key >> 3, key & 7
         if wire_type == 2:
