@@ -27,6 +27,7 @@ from langgraph.prebuilt import ToolNode  # noqa: E402
 
 from agentlightning.core import api  # noqa: E402
 from agentlightning.core import context as ctx  # noqa: E402
+from agentlightning.core.deferred import drain_all  # noqa: E402
 from agentlightning.core.exporter import ExporterConfig, SpanExporter  # noqa: E402
 from agentlightning.core.kinds import SpanKind, TokenProvenance, ToolOutcome  # noqa: E402
 from agentlightning.core.span_tree import build_tree  # noqa: E402
@@ -121,6 +122,7 @@ GRAPH_SHAPE = ("CHAIN", "LangGraph", "", [
 
 
 def read_back(tracer: Tracer, client, rollout_id: str) -> list[spans_pb2.Span]:
+    assert drain_all(10)  # spans handed to background workers first, as agentlightning.flush() does
     assert tracer.sink.flush(10)
     return client.query_spans(rollout_id)
 
@@ -321,20 +323,24 @@ def test_retriever_chain_and_llm_error(tracer, client) -> None:
     assert "model crashed" in failed.children[1].span.status.message
 
 
-def test_mapping_bug_is_swallowed_and_counted() -> None:
+@pytest.mark.parametrize("defer", [False, True])
+def test_mapping_bug_is_swallowed_and_counted(defer: bool) -> None:
     import uuid
 
     from agentlightning.core.tracer import MemorySink
 
     tracer = Tracer(MemorySink())
-    handler = LightningCallbackHandler(tracer)
+    handler = LightningCallbackHandler(tracer, defer=defer)
+    before = handler.errors
     run_id = uuid.uuid4()
     handler.on_chat_model_start({}, [[("user", "hi")]], run_id=run_id, invocation_params={"tools": 5})
-    assert handler.errors == 1  # iterating 5 failed inside our mapping; nothing reached the caller
     handler.on_llm_end(object(), run_id=run_id)  # not an LLMResult: recorded as far as it goes
-    assert handler.errors == 1 and handler.open_runs() == 0
+    assert handler.flush(5)
+    # Iterating 5 failed inside our mapping: counted, logged, nothing reached the caller.
+    assert handler.errors == before + 1 and handler.open_runs() == 0
     [span] = tracer.sink.spans
     assert span.kind == SpanKind.LLM and span.llm.request_messages[0].content == "hi"
+    assert span.status.code == spans_pb2.STATUS_CODE_OK
 
 
 def test_text_completion_llm(tracer, client) -> None:
