@@ -46,15 +46,17 @@ EXPECTED = {  # span name -> (parent span name, agent name)
 }
 
 
+def _builder(tracer: Tracer, name: Optional[str], kind: int, agent: Optional[str], start: int
+             ) -> Optional[Callable[[ActiveSpan], ActiveSpan]]:
+    if name is None:
+        return None  # a pass-through scope
+    return lambda parent: tracer.start_span(name, kind, agent_name=agent, parent=parent, start_time_ns=start)
+
+
 def _operations(linker: SpanLinker, tracer: Tracer) -> list[Callable[[], None]]:
     ops = []
     for index, (event_id, parent_id, name, kind, agent, fallback, keys) in enumerate(TREE):
-        builder: Optional[Callable[[ActiveSpan], ActiveSpan]] = None
-        if name is not None:
-            def builder(parent: ActiveSpan, name: str = name, kind: int = kind, agent: Optional[str] = agent,
-                        start: int = 1_000 + index) -> ActiveSpan:
-                return tracer.start_span(name, kind, agent_name=agent, parent=parent, start_time_ns=start)
-
+        builder = _builder(tracer, name, kind, agent, 1_000 + index)
         ops.append(lambda e=event_id, p=parent_id, b=builder, f=fallback, k=keys:
                    linker.start(e, p, b, keys=k, fallback=f))
         ops.append(lambda e=event_id, i=index: linker.end(e, None, 5_000 - i))

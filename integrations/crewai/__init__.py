@@ -7,6 +7,7 @@ Importing this package imports nothing from CrewAI; ``instrument()`` does (and n
 """
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
@@ -15,21 +16,33 @@ if TYPE_CHECKING:
 
 __all__ = ["AgentLightningListener", "instrument", "uninstrument"]
 
+_lock = threading.Lock()
+_listener: Optional["AgentLightningListener"] = None
+
 
 def instrument(tracer: Optional["Tracer"] = None) -> "AgentLightningListener":
-    """Register the listener on CrewAI's event bus (idempotent). ``tracer`` defaults to the process-wide one."""
-    from agentlightning.integrations.crewai import listener
+    """Register the listener on CrewAI's event bus, once per process (a second call returns the same one).
 
-    return listener.instrument(tracer)
+    ``tracer`` defaults to the process-wide one (``agentlightning.core.api.get_tracer()``), looked up at
+    each span so a later ``configure()`` still applies."""
+    global _listener
+    from agentlightning.integrations.crewai.listener import AgentLightningListener
+
+    with _lock:
+        if _listener is None:
+            _listener = AgentLightningListener(tracer)
+        elif tracer is not None:
+            _listener._tracer_override = tracer
+        return _listener
 
 
 def uninstrument() -> None:
     """Unregister it (nothing happens if ``instrument()`` was never called)."""
-    import sys
-
-    module = sys.modules.get("agentlightning.integrations.crewai.listener")
-    if module is not None:
-        module.uninstrument()
+    global _listener
+    with _lock:
+        listener, _listener = _listener, None
+    if listener is not None:
+        listener.close()
 
 
 def __getattr__(name: str) -> Any:

@@ -7,13 +7,11 @@ CrewAI runs sync handlers on a thread pool, so parents come from the ids the eve
 """
 from __future__ import annotations
 
-import json
+import importlib
 import logging
-import threading
 from typing import Any, Callable, Optional
 
 from crewai.events import BaseEventListener
-from crewai.events import event_types as _event_types  # noqa: F401  (loads every event class)
 from crewai.events.base_events import BaseEvent
 from crewai.events.event_context import SCOPE_ENDING_EVENTS, SCOPE_STARTING_EVENTS, VALID_EVENT_PAIRS
 from crewai.events.types.agent_events import (
@@ -33,6 +31,7 @@ from agentlightning.core import api
 from agentlightning.core.kinds import SpanKind, ToolOutcome
 from agentlightning.core.tracer import ActiveSpan, Tracer
 from agentlightning.integrations.crewai import mapping
+from agentlightning.integrations.crewai.calls import ToolCallBook
 from agentlightning.integrations.crewai.linker import SpanLinker
 
 logger = logging.getLogger("agentlightning.integrations.crewai")
@@ -50,6 +49,7 @@ _MAPPED_TYPES = {
 def _scope_event_classes() -> tuple[list[type], list[type]]:
     """Every other scope-opening/closing event class: they become pass-through nodes, so an LLM call
     inside e.g. an agent executor's flow still finds its agent."""
+    importlib.import_module("crewai.events.event_types")  # loads every event class
     starts, ends, stack, seen = [], [], list(BaseEvent.__subclasses__()), set()
     while stack:
         cls = stack.pop()
@@ -92,11 +92,7 @@ class AgentLightningListener(BaseEventListener):
         self._tracer_override = tracer
         self.linker = SpanLinker(self._tracer)
         self.linker.on_scope_end = self._on_scope_end
-        self._lock = threading.Lock()
-        self._requested: dict[str, list[tuple[str, str, str]]] = {}  # scope id -> tool calls the LLM asked
-        self._tool_ends: dict[str, None] = {}  # ids of tool end events seen (bounded, ordered)
-        self._pending_failures: dict[str, Any] = {}  # previous event id -> ToolFailureDetectedEvent
-        self._failures_by_scope: dict[str, list[str]] = {}
+        self.calls = ToolCallBook()
         self._streams: dict[str, list] = {}  # call_id -> [first chunk timestamp, chunks]
         self._llm_starts: dict[str, str] = {}  # call_id -> its llm_call_started event id
         self._registered: list[tuple[type, Callable[..., Any]]] = []
@@ -320,42 +316,19 @@ class AgentLightningListener(BaseEventListener):
                     if first:
                         span.set_attribute("gen_ai.response.time_to_first_chunk_ms",
                                            max(0.0, (first - span.proto.start_time_unix_nano) / 1e6))
-                if requested and scope:
-                    with self._lock:
-                        self._requested.setdefault(scope, []).extend(requested)
+                self.calls.add_requested(scope, requested)
 
             self._end(event, fill, started_id=started_id)
         except Exception:
             logger.debug("llm end not recorded", exc_info=True)
 
     # -- tools ---------------------------------------------------------------------------------------
-    def _take_requested(self, scope: Optional[str], name: str, args: Any) -> Optional[tuple[str, str, str]]:
-        """The model's tool call this tool use answers: same scope and name, equal arguments preferred."""
-        if not scope:
-            return None
-        with self._lock:
-            calls = self._requested.get(scope)
-            if not calls:
-                return None
-            candidates = [i for i, c in enumerate(calls) if c[1] == name]
-            if not candidates:
-                return None
-            chosen = candidates[0]
-            for i in (candidates if len(candidates) > 1 else ()):
-                try:
-                    if json.loads(calls[i][2]) == args:
-                        chosen = i
-                        break
-                except ValueError:
-                    continue
-            return calls.pop(chosen)
-
     def _on_tool_start(self, source: Any, event: Any) -> None:
         try:
             scope = event.parent_event_id
 
             def fill(span: ActiveSpan) -> None:
-                requested = self._take_requested(scope, event.tool_name, event.tool_args)
+                requested = self.calls.take_requested(scope, event.tool_name, event.tool_args)
                 mapping.fill_tool_start(span.proto.tool, event, requested)
                 if event.run_attempts:
                     span.set_attribute("crewai.tool.run_attempts", int(event.run_attempts))
@@ -367,12 +340,8 @@ class AgentLightningListener(BaseEventListener):
 
     def _on_tool_end(self, source: Any, event: Any) -> None:
         try:
-            with self._lock:
-                failure_event = self._pending_failures.pop(event.event_id, None)  # no new call: discard
-                self._tool_ends[event.event_id] = None
-                if len(self._tool_ends) > 10_000:
-                    self._tool_ends.pop(next(iter(self._tool_ends)))
-            if failure_event is not None:
+            failure_event = self.calls.tool_ended(event.event_id)
+            if failure_event is not None:  # it waited as a possible call of its own: it was not
                 self.linker.discard(failure_event.event_id)
             scope = event.parent_event_id
             is_error = isinstance(event, ToolUsageErrorEvent)
@@ -380,7 +349,7 @@ class AgentLightningListener(BaseEventListener):
             def fill(span: ActiveSpan) -> None:
                 tool = span.proto.tool
                 if not tool.call_id:  # the LLM's completion was handled after our start
-                    requested = self._take_requested(scope, event.tool_name, event.tool_args)
+                    requested = self.calls.take_requested(scope, event.tool_name, event.tool_args)
                     if requested is not None:
                         mapping.fill_tool_start(tool, event, requested)
                 if is_error:
@@ -409,14 +378,13 @@ class AgentLightningListener(BaseEventListener):
         an event another handler may not have seen yet, so the span is opened now (in order) and either
         discarded when that tool end shows up, or ended when its scope closes."""
         try:
-            previous = event.previous_event_id or ""
-            if previous in self._tool_ends:  # the usual case: its tool end was handled already
+            if self.calls.follows_tool_end(event.previous_event_id or ""):  # usual: its end came first
                 return
             failure = event.failure
             scope = event.parent_event_id
 
             def fill(span: ActiveSpan) -> None:
-                requested = self._take_requested(scope, event.tool_name, event.tool_args)
+                requested = self.calls.take_requested(scope, event.tool_name, event.tool_args)
                 mapping.fill_tool_start(span.proto.tool, event, requested)
                 if requested is not None:  # the model's raw string, not CrewAI's echo of it
                     span.proto.tool.arguments_valid = mapping.raw_arguments(requested[2])[1]
@@ -427,56 +395,16 @@ class AgentLightningListener(BaseEventListener):
 
             self._start(event, event.tool_name or "tool", SpanKind.TOOL, event.agent_role,
                         fallback=_agent_keys(event), fill=fill)
-            with self._lock:
-                paired = previous in self._tool_ends
-                if not paired:
-                    self._pending_failures[previous] = event
-                    self._failures_by_scope.setdefault(scope or "", []).append(previous)
-            if paired:
+            if not self.calls.add_failure(event):
                 self.linker.discard(event.event_id)
         except Exception:
             logger.debug("tool failure not recorded", exc_info=True)
 
     def _on_scope_end(self, scope_id: str) -> None:
-        """A scope closed: end its undecided tool-failure spans and forget its unanswered tool calls."""
-        if scope_id not in self._requested and scope_id not in self._failures_by_scope:
-            return
-        with self._lock:
-            self._requested.pop(scope_id, None)
-            events = [self._pending_failures.pop(p, None) for p in self._failures_by_scope.pop(scope_id, ())]
-        for event in events:
-            if event is not None:
-                self.linker.end(event.event_id, None, mapping.time_ns(event.timestamp))
-
-    def _flush_failures(self) -> None:
-        with self._lock:
-            events = list(self._pending_failures.values())
-            self._pending_failures.clear()
-            self._failures_by_scope.clear()
-        for event in events:
+        """A scope closed: end its tool-failure spans that had no tool run; forget its unanswered calls."""
+        for event in self.calls.close_scope(scope_id):
             self.linker.end(event.event_id, None, mapping.time_ns(event.timestamp))
 
-
-_instrument_lock = threading.Lock()
-_listener: Optional[AgentLightningListener] = None
-
-
-def instrument(tracer: Optional[Tracer] = None) -> AgentLightningListener:
-    """Record every crew in this process (idempotent: a second call returns the same listener)."""
-    global _listener
-    with _instrument_lock:
-        if _listener is None:
-            _listener = AgentLightningListener(tracer)
-        elif tracer is not None:
-            _listener._tracer_override = tracer
-        return _listener
-
-
-def uninstrument() -> None:
-    """Stop recording (unregisters the listener from CrewAI's bus)."""
-    global _listener
-    with _instrument_lock:
-        listener, _listener = _listener, None
-    if listener is not None:
-        listener.close()
-
+    def _flush_failures(self) -> None:
+        for event in self.calls.close_all_failures():
+            self.linker.end(event.event_id, None, mapping.time_ns(event.timestamp))
