@@ -231,13 +231,18 @@ class LightningCallbackHandler(BaseCallbackHandler):
                      metadata: Optional[dict] = None, **kwargs: Any) -> None:
         self._start_llm("text_completion", prompts or [], run_id, parent_run_id, metadata, kwargs)
 
-    @_guarded
     def on_llm_new_token(self, token: str, *, run_id: UUID, **kwargs: Any) -> None:
-        run = self._runs.get(run_id)
-        if run is not None:
-            if not run.tokens:
-                run.first_token_ns = time.time_ns()
-            run.tokens += 1
+        # Called per streamed chunk: inlined guard, no wrapper frame.
+        if not self.enabled:
+            return
+        try:
+            run = self._runs.get(run_id)
+            if run is not None:
+                if not run.tokens:
+                    run.first_token_ns = time.time_ns()
+                run.tokens += 1
+        except Exception:  # never into the agent
+            self.hook_errors += 1
 
     def _end_llm(self, run_id: UUID, response: Any, error: Optional[BaseException]) -> None:
         run = self._runs.pop(run_id, None)
