@@ -50,7 +50,7 @@ def default_spool_dir() -> Path:
 
 @dataclass
 class ExporterConfig:
-    endpoint: str = DEFAULT_ENDPOINT
+    endpoint: str = DEFAULT_ENDPOINT  # host:port, or several replicas "h1:p,h2:p" (round-robin)
     token: Optional[str] = None
     tls_ca_file: Optional[str] = None  # verify the server's certificate against this CA (enables TLS)
     max_queue_bytes: int = 32 * 1024 * 1024
@@ -404,6 +404,9 @@ _live_exporters: "weakref.WeakSet[SpanExporter]" = weakref.WeakSet()
 
 @atexit.register
 def _close_all() -> None:
+    from agentlightning.core.deferred import drain_all
+
+    drain_all(5.0)  # integrations' background workers first: their spans go to the exporters below
     for exporter in list(_live_exporters):
         try:
             exporter.close(timeout_s=5.0)

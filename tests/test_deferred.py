@@ -51,3 +51,27 @@ def test_flush_drains_integration_workers_before_the_exporter(global_tracer, cli
     assert worker.pending == 0 and drain_all(1)
     stored = sorted(s.name for s in client.query_spans("deferred-rollout"))
     assert stored == sorted(f"deferred-{i}" for i in range(20))
+
+
+def test_spans_still_deferred_at_exit_reach_the_server(lightning_server, tmp_path):
+    """A process that exits right after queuing work on an integration worker loses nothing."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(f"""
+        import agentlightning as agl
+        from agentlightning.core.context import new_rollout_context
+        from agentlightning.core.deferred import DeferredWorker
+        agl.configure({lightning_server.address!r}, spool_dir={str(tmp_path / "spool")!r})
+        rollout = new_rollout_context("exit-rollout")
+        tracer = agl.get_tracer()
+        worker = DeferredWorker(lambda name: tracer.start_span(name, agl.SpanKind.TOOL, rollout=rollout).end(),
+                                interval_s=60.0)
+        worker._started = True  # no thread: only the exit drain can apply these
+        for i in range(10):
+            worker.submit(f"late-{{i}}")
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    stored = sorted(s.name for s in lightning_server.store.get_spans("exit-rollout"))
+    assert stored == sorted(f"late-{i}" for i in range(10))
