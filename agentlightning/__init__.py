@@ -10,7 +10,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _CORE_NAMES = {
-    "configure", "emit_reward", "exporter_stats", "flush", "get_tracer", "reward", "rollout", "shutdown",
+    "configure", "emit_reward", "emit_rewards", "exporter_stats", "flush", "get_tracer", "reward", "rollout", "shutdown",
     "span", "current_rollout", "current_span", "SpanKind", "ToolOutcome", "TokenProvenance", "RewardSource", "Tracer",
     "MemorySink", "ActiveSpan", "SpanExporter", "ExporterConfig", "RolloutContext",
 }

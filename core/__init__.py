@@ -2,6 +2,7 @@
 from agentlightning.core.api import (
     configure,
     emit_reward,
+    emit_rewards,
     exporter_stats,
     flush,
     get_tracer,
@@ -18,5 +19,5 @@ from agentlightning.core.tracer import ActiveSpan, MemorySink, Tracer
 __all__ = [
     "ActiveSpan", "ExporterConfig", "ExporterStats", "MemorySink", "RewardSource", "RolloutContext",
     "SpanExporter", "SpanKind", "TokenProvenance", "ToolOutcome", "Tracer", "configure", "current_rollout", "current_span",
-    "emit_reward", "exporter_stats", "flush", "get_tracer", "reward", "rollout", "shutdown", "span",
+    "emit_reward", "emit_rewards", "exporter_stats", "flush", "get_tracer", "reward", "rollout", "shutdown", "span",
 ]
