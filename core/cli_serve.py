@@ -8,7 +8,8 @@ import sys
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="run the Lightning server (gRPC ingest, rollouts, resources)")
-    p.add_argument("--db", default="agentlightning.db", help="SQLite file (default: ./agentlightning.db)")
+    p.add_argument("--db", default="agentlightning.db",
+                   help="SQLite file (default: ./agentlightning.db) or postgresql://user:pw@host/db (several replicas)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=4747, help="port (default 4747; 0 = any free port)")
     p.add_argument("--auth", action="store_true", help="require access tokens (see `agentlightning token`)")

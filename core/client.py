@@ -6,6 +6,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 import grpc
 
+from agentlightning.core import ids
 from agentlightning.core.channel import open_channel
 from agentlightning.core.exporter import DEFAULT_ENDPOINT
 from agentlightning.v1 import (
@@ -20,6 +21,8 @@ from agentlightning.v1 import (
 
 
 class LightningClient:
+    """``endpoint``: host:port, or several replicas comma-separated (see core/channel.py)."""
+
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, token: Optional[str] = None,
                  timeout_s: float = 30.0, tls_ca_file: Optional[str] = None) -> None:
         self.endpoint = endpoint
@@ -61,7 +64,11 @@ class LightningClient:
         return list(self.enqueue_specs(specs))
 
     def enqueue_specs(self, specs: Iterable[rollouts_pb2.RolloutSpec]) -> list[rollouts_pb2.Rollout]:
-        return list(self._call(self.rollouts.Enqueue, rollouts_pb2.EnqueueRequest(rollouts=list(specs))).rollouts)
+        """Rollout ids are chosen here when missing, so a retried call (another replica) is idempotent."""
+        request = rollouts_pb2.EnqueueRequest(rollouts=list(specs))
+        for spec in request.rollouts:
+            spec.rollout_id = spec.rollout_id or ids.new_rollout_id()
+        return list(self._call(self.rollouts.Enqueue, request).rollouts)
 
     def dequeue(self, worker_id: str, wait_s: float = 0.0, mode: str = ""
                 ) -> Optional[tuple[rollouts_pb2.Rollout, rollouts_pb2.Attempt]]:

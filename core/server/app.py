@@ -16,7 +16,7 @@ from agentlightning.core.server.resource_service import ResourceService
 from agentlightning.core.server.security import SecurityInterceptor
 from agentlightning.core.server.rollout_service import RolloutService
 from agentlightning.core.server.trace_service import TraceService
-from agentlightning.core.store import Store, open_store
+from agentlightning.core.store import Store, open_store, redact
 from agentlightning.v1 import resources_pb2_grpc, rollouts_pb2_grpc
 
 logger = logging.getLogger("agentlightning.server")
@@ -123,7 +123,7 @@ def serve(db: str = "agentlightning.db", config: Optional[ServerConfig] = None,
     server.start()
     details = ", ".join(filter(None, ["auth on" if config.require_auth else "auth OFF",
                                       "TLS" if config.tls_cert_file else "plaintext"]))
-    print(f"agentlightning server listening on {server.address} (store: {db}; {details})", flush=True)
+    print(f"agentlightning server listening on {server.address} (store: {redact(db)}; {details})", flush=True)
     stop = threading.Event()
 
     def on_signal(signum, _frame):

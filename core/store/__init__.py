@@ -24,4 +24,11 @@ def open_store(url: str, **options) -> Store:
     return SqliteStore(path, **options)
 
 
-__all__ = ["Store", "StoreError", "StoreUnavailable", "NotFound", "AttemptNotActive", "SpanRecord", "open_store"]
+def redact(url: str) -> str:
+    """The store URL without its password, for logs and banners."""
+    import re
+
+    return re.sub(r"^(postgres(?:ql)?://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+__all__ = ["redact", "Store", "StoreError", "StoreUnavailable", "NotFound", "AttemptNotActive", "SpanRecord", "open_store"]

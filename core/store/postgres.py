@@ -120,11 +120,15 @@ class PostgresStore(Store):
     def _create_schema(self) -> None:
         """Once per database, in one transaction. DDL only when missing: CREATE INDEX IF NOT EXISTS
         still takes a table lock, which deadlocks with live dequeues of other replicas."""
+        # A query on pg_tables (not to_regclass: its catalog cache may not yet see a table another
+        # session just committed) after the advisory lock sees the winner's schema.
+        exists = ("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = current_schema()"
+                  " AND tablename = 'agentlightning_schema')")
         with self._transaction() as conn:
-            if conn.execute("SELECT to_regclass('agentlightning_schema')").fetchone()[0] is not None:
+            if conn.execute(exists).fetchone()[0]:
                 return
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            if conn.execute("SELECT to_regclass('agentlightning_schema')").fetchone()[0] is None:
+            if not conn.execute(exists).fetchone()[0]:
                 conn.execute(SCHEMA)
                 conn.execute("CREATE TABLE agentlightning_schema (version INTEGER NOT NULL)")
                 conn.execute("INSERT INTO agentlightning_schema VALUES (%s)", (SCHEMA_VERSION,))
