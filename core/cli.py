@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "agentlightning.core.lightningrl.cli",
     "agentlightning.trainer.cli",
     "agentlightning.trainer.train_cli",
+    "agentlightning.examples.cli",
 ]
 
 

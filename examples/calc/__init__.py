@@ -1,0 +1,24 @@
+"""Calc-X with AutoGen: an AssistantAgent with a calculator tool solves arithmetic word problems.
+
+``EXAMPLE`` is what ``agentlightning demo calc`` drives; the agent itself is :mod:`.agent` (imported
+only by the runner processes, so this package imports no AutoGen).
+"""
+from agentlightning.examples.base import Example
+from agentlightning.examples.calc.data import generate, load
+from agentlightning.examples.calc.reward import reward
+
+EXAMPLE = Example(
+    name="calc",
+    agent="agentlightning.examples.calc.agent:solve",
+    train_agents="solver",
+    generate=generate,
+    load=load,
+    reward=reward,
+    description="Calc-X word problems, AutoGen AssistantAgent + calculator tool; reward = numeric match "
+                "(1.0 with 'Answer: N', 0.5 right number without it)",
+    success_threshold=0.5,
+    defaults={"steps": 12, "group_size": 4, "tasks_per_step": 8, "n_train": 200, "n_test": 32,
+              "workers": 8, "max_new_tokens": 64, "learning_rate": 2e-5, "level": 1},
+)
+
+__all__ = ["EXAMPLE"]
