@@ -22,6 +22,7 @@ _WORKER_METHODS = frozenset({
     "RolloutService/Dequeue", "RolloutService/Heartbeat", "RolloutService/Complete",
     "RolloutService/GetRollout", "RolloutService/ListRollouts", "RolloutService/ListAttempts",
     "ResourceService/Get",
+    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",  # OTLP receiver
 })
 _READER_METHODS = frozenset({
     "TraceService/QuerySpans", "RolloutService/GetRollout", "RolloutService/ListRollouts",

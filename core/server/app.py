@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from agentlightning.core.server.group_commit import GroupCommitter
+from agentlightning.core.server.otlp import otlp_handler
 from agentlightning.core.server.resource_service import ResourceService
 from agentlightning.core.server.security import SecurityInterceptor
 from agentlightning.core.server.rollout_service import RolloutService
@@ -66,6 +67,9 @@ class LightningServer:
             ],
         )
         self._server.add_generic_rpc_handlers((self.traces.handler(),))
+        otlp = otlp_handler(self.traces)  # OpenTelemetry senders, when the `otlp` extra is installed
+        if otlp is not None:
+            self._server.add_generic_rpc_handlers((otlp,))
         rollouts_pb2_grpc.add_RolloutServiceServicer_to_server(self.rollouts, self._server)
         resources_pb2_grpc.add_ResourceServiceServicer_to_server(self.resources, self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
