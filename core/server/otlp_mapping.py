@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable
 
 from agentlightning.core.tracer import set_attribute
 from agentlightning.v1 import spans_pb2

@@ -14,7 +14,7 @@ import json
 import threading
 import time
 import weakref
-from typing import Any, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -23,82 +23,15 @@ from agentlightning.core import ids
 from agentlightning.core import rollout_states as states
 from agentlightning.core.auth import TokenRecord
 from agentlightning.core.store.base import AttemptNotActive, NotFound, SpanRecord, Store, StoreError, StoreUnavailable
+from agentlightning.core.store.pg_schema import (
+    A_COLUMNS, ATTEMPT_COLUMNS, ROLLOUT_COLUMNS, SCHEMA, SCHEMA_LOCK, SCHEMA_VERSION, SPAN_COLUMNS, SPAN_STAGE,
+    SPAN_TYPES, attempt_from_row, pg_text, rollout_from_row, to_int64)
 from agentlightning.v1 import resources_pb2, rollouts_pb2, spans_pb2
 
-SCHEMA_VERSION = 1
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS spans (
-    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    trace_id BYTEA NOT NULL, span_id BYTEA NOT NULL, rollout_id TEXT NOT NULL, attempt_id TEXT NOT NULL,
-    kind INTEGER NOT NULL, start_ns BIGINT NOT NULL, producer_id TEXT NOT NULL, seq BIGINT NOT NULL,
-    data BYTEA NOT NULL,
-    CONSTRAINT spans_key UNIQUE (trace_id, span_id));
-CREATE INDEX IF NOT EXISTS spans_rollout ON spans(rollout_id, attempt_id);
-CREATE TABLE IF NOT EXISTS rollouts (
-    rollout_id TEXT PRIMARY KEY, task_id TEXT NOT NULL, group_id TEXT NOT NULL, input_json TEXT NOT NULL,
-    metadata_json TEXT NOT NULL, mode TEXT NOT NULL, status INTEGER NOT NULL, max_attempts INTEGER NOT NULL,
-    heartbeat_timeout_s DOUBLE PRECISION NOT NULL, attempt_count INTEGER NOT NULL DEFAULT 0,
-    current_attempt_id TEXT NOT NULL DEFAULT '', has_final_reward BOOLEAN NOT NULL DEFAULT FALSE,
-    final_reward DOUBLE PRECISION NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',
-    created_ns BIGINT NOT NULL, updated_ns BIGINT NOT NULL,
-    queue_seq BIGINT GENERATED ALWAYS AS IDENTITY);
-CREATE INDEX IF NOT EXISTS rollouts_queue ON rollouts(status, queue_seq);
-CREATE INDEX IF NOT EXISTS rollouts_group ON rollouts(group_id);
-CREATE TABLE IF NOT EXISTS attempts (
-    attempt_id TEXT PRIMARY KEY, rollout_id TEXT NOT NULL, number INTEGER NOT NULL, worker_id TEXT NOT NULL,
-    status INTEGER NOT NULL, start_ns BIGINT NOT NULL, end_ns BIGINT NOT NULL DEFAULT 0,
-    last_heartbeat_ns BIGINT NOT NULL, error TEXT NOT NULL DEFAULT '', principal TEXT NOT NULL DEFAULT '');
-CREATE INDEX IF NOT EXISTS attempts_rollout ON attempts(rollout_id);
-CREATE INDEX IF NOT EXISTS attempts_status ON attempts(status);
-CREATE TABLE IF NOT EXISTS tokens (
-    name TEXT PRIMARY KEY, role TEXT NOT NULL, token_hash BYTEA NOT NULL UNIQUE, created_ns BIGINT NOT NULL,
-    revoked BOOLEAN NOT NULL DEFAULT FALSE);
-CREATE TABLE IF NOT EXISTS resources (name TEXT PRIMARY KEY, data BYTEA NOT NULL);
-"""
-_SCHEMA_LOCK = 0x61676C74  # advisory lock: replicas starting together create the schema once
-_SPAN_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS span_stage (ord INTEGER, trace_id BYTEA, span_id BYTEA,"
-               " rollout_id TEXT, attempt_id TEXT, kind INTEGER, start_ns BIGINT, producer_id TEXT, seq BIGINT,"
-               " data BYTEA) ON COMMIT DELETE ROWS")
-_SPAN_TYPES = ["int4", "bytea", "bytea", "text", "text", "int4", "int8", "text", "int8", "bytea"]
-_SPAN_COLUMNS = "trace_id, span_id, rollout_id, attempt_id, kind, start_ns, producer_id, seq, data"
-_ROLLOUT_COLUMNS = ("rollout_id, task_id, group_id, input_json, metadata_json, mode, status, max_attempts,"
-                    " heartbeat_timeout_s, attempt_count, current_attempt_id, has_final_reward, final_reward,"
-                    " error, created_ns, updated_ns")
-_ATTEMPT_COLUMNS = "attempt_id, rollout_id, number, worker_id, status, start_ns, end_ns, last_heartbeat_ns, error"
-_A_COLUMNS = ", ".join("a." + c.strip() for c in _ATTEMPT_COLUMNS.split(","))
 # Errors that mean "the database cannot take this write now", as opposed to a bad request.
 _UNAVAILABLE = (psycopg.OperationalError, pg_errors.ReadOnlySqlTransaction, pg_errors.InsufficientResources,
                 pg_errors.CannotConnectNow, pg_errors.AdminShutdown,
                 pg_errors.TransactionRollback)  # deadlock / serialization: retry later
-_INT64 = 1 << 63
-
-
-def _i64(value: int) -> int:
-    """uint64 index columns (sequence) as BIGINT; the exact value lives in the span bytes."""
-    return value - (1 << 64) if value >= _INT64 else value
-
-
-def _text(value: str) -> str:
-    """PostgreSQL text cannot hold NUL; user-supplied strings (errors, worker ids) may."""
-    return value.replace("\x00", "\ufffd") if "\x00" in value else value
-
-
-def _rollout(row: Sequence[Any]) -> rollouts_pb2.Rollout:
-    (rollout_id, task_id, group_id, input_json, metadata_json, mode, status, max_attempts, timeout_s,
-     attempt_count, current_attempt_id, has_final_reward, final_reward, error, created_ns, updated_ns) = row
-    return rollouts_pb2.Rollout(
-        rollout_id=rollout_id, task_id=task_id, group_id=group_id, input_json=input_json,
-        metadata=json.loads(metadata_json), mode=mode, status=status, max_attempts=max_attempts,
-        heartbeat_timeout_s=timeout_s, attempt_count=attempt_count, current_attempt_id=current_attempt_id,
-        has_final_reward=has_final_reward, final_reward=final_reward, error=error,
-        created_unix_nano=created_ns, updated_unix_nano=updated_ns)
-
-
-def _attempt(row: Sequence[Any]) -> rollouts_pb2.Attempt:
-    attempt_id, rollout_id, number, worker_id, status, start_ns, end_ns, hb_ns, error = row
-    return rollouts_pb2.Attempt(
-        attempt_id=attempt_id, rollout_id=rollout_id, number=number, worker_id=worker_id, status=status,
-        start_time_unix_nano=start_ns, end_time_unix_nano=end_ns, last_heartbeat_unix_nano=hb_ns, error=error)
 
 
 class PostgresStore(Store):
@@ -127,7 +60,7 @@ class PostgresStore(Store):
         with self._transaction() as conn:
             if conn.execute(exists).fetchone()[0]:
                 return
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             if not conn.execute(exists).fetchone()[0]:
                 conn.execute(SCHEMA)
                 conn.execute("CREATE TABLE agentlightning_schema (version INTEGER NOT NULL)")
@@ -196,15 +129,15 @@ class PostgresStore(Store):
             return []
         with self._connection() as conn:
             if conn not in self._staged:  # autocommit: the table outlives a rolled-back batch
-                conn.execute(_SPAN_STAGE)
+                conn.execute(SPAN_STAGE)
                 self._staged.add(conn)
             with conn.transaction():
                 with conn.cursor() as cur:
-                    with cur.copy(f"COPY span_stage (ord, {_SPAN_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                        copy.set_types(_SPAN_TYPES)
+                    with cur.copy(f"COPY span_stage (ord, {SPAN_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                        copy.set_types(SPAN_TYPES)
                         for i, r in enumerate(records):
-                            copy.write_row((i, r[0], r[1], r[2], r[3], r[4], r[5], r[6], _i64(r[7]), r[8]))
-                    cur.execute(f"INSERT INTO spans ({_SPAN_COLUMNS}) SELECT {_SPAN_COLUMNS} FROM span_stage"
+                            copy.write_row((i, r[0], r[1], r[2], r[3], r[4], r[5], r[6], to_int64(r[7]), r[8]))
+                    cur.execute(f"INSERT INTO spans ({SPAN_COLUMNS}) SELECT {SPAN_COLUMNS} FROM span_stage"
                                 " ORDER BY ord ON CONFLICT DO NOTHING RETURNING trace_id, span_id")
                     new = {(bytes(t), bytes(s)) for t, s in cur.fetchall()}
         if len(new) == len(records):
@@ -245,19 +178,19 @@ class PostgresStore(Store):
     # -- rollouts ------------------------------------------------------------------------
     @staticmethod
     def _get_rollout(conn: psycopg.Connection, rollout_id: str, lock: bool = False) -> rollouts_pb2.Rollout:
-        row = conn.execute(f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE rollout_id=%s"
+        row = conn.execute(f"SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE rollout_id=%s"
                            + (" FOR UPDATE" if lock else ""), (rollout_id,)).fetchone()
         if row is None:
             raise NotFound(f"no rollout {rollout_id!r}")
-        return _rollout(row)
+        return rollout_from_row(row)
 
     @staticmethod
     def _get_attempt(conn: psycopg.Connection, attempt_id: str, lock: bool = False) -> rollouts_pb2.Attempt:
-        row = conn.execute(f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE attempt_id=%s"
+        row = conn.execute(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE attempt_id=%s"
                            + (" FOR UPDATE" if lock else ""), (attempt_id,)).fetchone()
         if row is None:
             raise NotFound(f"no attempt {attempt_id!r}")
-        return _attempt(row)
+        return attempt_from_row(row)
 
     def _lock_attempt(self, conn: psycopg.Connection, attempt_id: str
                       ) -> tuple[rollouts_pb2.Attempt, rollouts_pb2.Rollout]:
@@ -273,10 +206,10 @@ class PostgresStore(Store):
             for spec in specs:
                 rollout_id = spec.rollout_id or ids.new_rollout_id()
                 conn.execute(
-                    f"INSERT INTO rollouts ({_ROLLOUT_COLUMNS}) VALUES"
+                    f"INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES"
                     " (%s,%s,%s,%s,%s,%s,%s,%s,%s,0,'',FALSE,0,'',%s,%s) ON CONFLICT (rollout_id) DO NOTHING",
                     (rollout_id, spec.task_id, spec.group_id, spec.input_json or "null",
-                     json.dumps(dict(spec.metadata)), _text(spec.mode or "train"), states.QUEUED,
+                     json.dumps(dict(spec.metadata)), pg_text(spec.mode or "train"), states.QUEUED,
                      spec.max_attempts or self.default_max_attempts,
                      spec.heartbeat_timeout_s or self.default_heartbeat_timeout_s, now, now))
                 out.append(self._get_rollout(conn, rollout_id))
@@ -284,19 +217,19 @@ class PostgresStore(Store):
 
     def dequeue(self, worker_id: str, mode: str = "", principal: str = ""):
         now = time.time_ns()
-        worker_id, mode = _text(worker_id), _text(mode)
+        worker_id, mode = pg_text(worker_id), pg_text(mode)
         with self._transaction() as conn:
             row = conn.execute(
-                f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE status=%s AND (%s='' OR mode=%s)"
+                f"SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE status=%s AND (%s='' OR mode=%s)"
                 " ORDER BY queue_seq LIMIT 1 FOR UPDATE SKIP LOCKED", (states.QUEUED, mode, mode)).fetchone()
             if row is None:
                 return None
-            rollout = _rollout(row)
+            rollout = rollout_from_row(row)
             number = rollout.attempt_count + 1
             attempt_id = ids.new_attempt_id(rollout.rollout_id, number)
-            conn.execute(f"INSERT INTO attempts ({_ATTEMPT_COLUMNS}, principal) VALUES (%s,%s,%s,%s,%s,%s,0,%s,'',%s)",
+            conn.execute(f"INSERT INTO attempts ({ATTEMPT_COLUMNS}, principal) VALUES (%s,%s,%s,%s,%s,%s,0,%s,'',%s)",
                          (attempt_id, rollout.rollout_id, number, worker_id, states.RUNNING, now, now,
-                          _text(principal)))
+                          pg_text(principal)))
             conn.execute("UPDATE rollouts SET status=%s, attempt_count=%s, current_attempt_id=%s, updated_ns=%s"
                          " WHERE rollout_id=%s", (states.RUNNING, number, attempt_id, now, rollout.rollout_id))
             return self._get_rollout(conn, rollout.rollout_id), self._get_attempt(conn, attempt_id)
@@ -305,7 +238,7 @@ class PostgresStore(Store):
         now = time.time_ns()
         with self._transaction() as conn:
             attempt, rollout = self._lock_attempt(conn, attempt_id)
-            active = (attempt.status == states.RUNNING and attempt.worker_id == _text(worker_id)
+            active = (attempt.status == states.RUNNING and attempt.worker_id == pg_text(worker_id)
                       and rollout.current_attempt_id == attempt_id)
             if active:
                 conn.execute("UPDATE attempts SET last_heartbeat_ns=%s WHERE attempt_id=%s", (now, attempt_id))
@@ -337,13 +270,13 @@ class PostgresStore(Store):
         now = time.time_ns()
         with self._transaction() as conn:
             attempt, rollout = self._lock_attempt(conn, attempt_id)
-            if (attempt.status != states.RUNNING or attempt.worker_id != _text(worker_id)
+            if (attempt.status != states.RUNNING or attempt.worker_id != pg_text(worker_id)
                     or rollout.current_attempt_id != attempt_id):
                 raise AttemptNotActive(
                     f"attempt {attempt_id!r} is not running for worker {worker_id!r} "
                     f"(attempt {states.name(attempt.status)}, rollout {states.name(rollout.status)})")
             status = states.SUCCEEDED if success else states.FAILED
-            self._finish_attempt(conn, attempt, rollout, status, "" if success else _text(error or "failed"), now,
+            self._finish_attempt(conn, attempt, rollout, status, "" if success else pg_text(error or "failed"), now,
                                  timed_out=False, final_reward=final_reward)
             return self._get_rollout(conn, attempt.rollout_id)
 
@@ -365,12 +298,12 @@ class PostgresStore(Store):
         affected = []
         with self._transaction() as conn:
             rows = conn.execute(
-                f"SELECT {_A_COLUMNS}, r.heartbeat_timeout_s, {', '.join('r.' + c.strip() for c in _ROLLOUT_COLUMNS.split(','))}"
+                f"SELECT {A_COLUMNS}, r.heartbeat_timeout_s, {', '.join('r.' + c.strip() for c in ROLLOUT_COLUMNS.split(','))}"
                 " FROM attempts a JOIN rollouts r ON r.rollout_id = a.rollout_id"
                 " WHERE a.status=%s AND a.last_heartbeat_ns + (r.heartbeat_timeout_s * 1e9)::BIGINT < %s"
                 " ORDER BY r.queue_seq FOR UPDATE OF r, a SKIP LOCKED", (states.RUNNING, now_ns)).fetchall()
             for row in rows:
-                attempt, timeout_s, rollout = _attempt(row[:9]), row[9], _rollout(row[10:])
+                attempt, timeout_s, rollout = attempt_from_row(row[:9]), row[9], rollout_from_row(row[10:])
                 self._finish_attempt(conn, attempt, rollout, states.TIMED_OUT,
                                      f"timed out: no heartbeat for {timeout_s:g}s", now_ns, timed_out=True)
                 affected.append(attempt.rollout_id)
@@ -384,16 +317,16 @@ class PostgresStore(Store):
                       offset: int = 0) -> list[rollouts_pb2.Rollout]:
         with self._connection() as conn:
             rows = conn.execute(
-                f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE (%s=0 OR status=%s) AND (%s='' OR group_id=%s)"
+                f"SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE (%s=0 OR status=%s) AND (%s='' OR group_id=%s)"
                 " ORDER BY created_ns, queue_seq LIMIT %s OFFSET %s",
                 (status, status, group_id, group_id, limit, offset)).fetchall()
-        return [_rollout(r) for r in rows]
+        return [rollout_from_row(r) for r in rows]
 
     def list_attempts(self, rollout_id: str) -> list[rollouts_pb2.Attempt]:
         with self._connection() as conn:
-            rows = conn.execute(f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE rollout_id=%s ORDER BY number",
+            rows = conn.execute(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE rollout_id=%s ORDER BY number",
                                 (rollout_id,)).fetchall()
-        return [_attempt(r) for r in rows]
+        return [attempt_from_row(r) for r in rows]
 
     def attempt_owners(self, rollout_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         unique = list(dict.fromkeys(rollout_ids))
