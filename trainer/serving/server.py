@@ -4,6 +4,7 @@ Routes (stdlib ``ThreadingHTTPServer``; one thread per connection, all generatio
 
 * ``POST /v1/chat/completions`` — see :mod:`.openai_api` for the request fields and the exact-token
   extension every answer carries; the ``x-agentlightning-model-version`` header repeats the version.
+  ``model`` is echoed back, not checked: one server serves one policy, its current version.
 * ``GET /v1/models`` — the served model, with ``version`` (the one new requests get).
 * ``GET /health`` — ``{"status": "ok", "version": ..., "stats": {...}}``; ``stats`` counts batches
   (``batches`` new batches, ``joins`` groups merged into a running one, ``prefills``, ``decode_steps``,
