@@ -1,9 +1,13 @@
-"""Ingest throughput end to end: real client (Tracer + SpanExporter) -> gRPC -> server process -> SQLite.
+"""Ingest throughput end to end: real client (Tracer + SpanExporter) -> gRPC -> server process(es) -> store.
 
 Prints spans/s acked durable, p50/p99 ack latency (one Export call: send -> durable ack) and peak RSS of
 client and server. Target on a 2-core machine, both sides on it: >= 50,000 spans/s.
 
     python benchmarks/ingest.py --spans 200000
+    python benchmarks/ingest.py --db postgresql://user:pw@127.0.0.1:55432/bench --replicas 2
+
+With --replicas N, N server processes share the store and the client is given all N endpoints
+(round-robin). Server CPU/RSS figures cover the server processes, not PostgreSQL's own.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from agentlightning.core.client import LightningClient
 from agentlightning.core.context import new_rollout_context, use_rollout
 from agentlightning.core.exporter import ExporterConfig, SpanExporter
 from agentlightning.core.kinds import SpanKind
+from agentlightning.core.store import redact
 from agentlightning.core.tracer import Tracer
 
 PROMPT = ("You are a careful SQL writer. Given the schema of table orders(id, region, amount, day) "
@@ -40,6 +45,18 @@ def _cpu_seconds(pid: int) -> float:
     """utime + stime of a process (all threads) from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_seconds() -> float:
+    """CPU of every process named postgres on this machine (the database, when it runs here)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and (entry / "comm").read_text().strip() == "postgres":
+                total += _cpu_seconds(int(entry.name))
+        except (OSError, ValueError):
+            pass
+    return total
 
 
 def _peak_rss_mib(pid: int) -> float:
@@ -74,55 +91,63 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=512, help="max spans per Export call")
-    parser.add_argument("--db", default="", help="store path (default: a temp SQLite file)")
+    parser.add_argument("--db", default="", help="store path or postgresql:// URL (default: a temp SQLite file)")
+    parser.add_argument("--replicas", type=int, default=1, help="server processes sharing the store")
     args = parser.parse_args()
 
     tmp = tempfile.mkdtemp(prefix="al-bench-")
     db = args.db or os.path.join(tmp, "bench.db")
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "agentlightning.core.cli", "serve", "--db", db,
-                               "--port", str(port)], stdout=subprocess.DEVNULL)
-    endpoint = f"127.0.0.1:{port}"
+    ports = [_free_port() for _ in range(args.replicas)]
+    servers = [subprocess.Popen([sys.executable, "-m", "agentlightning.core.cli", "serve", "--db", db,
+                                 "--port", str(port)], stdout=subprocess.DEVNULL) for port in ports]
+    endpoint = ",".join(f"127.0.0.1:{port}" for port in ports)
     try:
-        with LightningClient(endpoint) as probe:
-            probe.wait_ready(30)
+        for port in ports:
+            with LightningClient(f"127.0.0.1:{port}") as probe:
+                probe.wait_ready(30)
         exporter = SpanExporter(ExporterConfig(
             endpoint=endpoint, spool_dir=os.path.join(tmp, "spool"), max_batch_spans=args.batch,
             max_queue_bytes=256 * 1024 * 1024, flush_interval_s=0.005))
         tracer = Tracer(exporter)
         size = len(_sample_span(tracer).SerializeToString())
-        server_cpu0, client_cpu0 = _cpu_seconds(server.pid), _cpu_seconds(os.getpid())
+        server_cpu0, client_cpu0 = sum(_cpu_seconds(s.pid) for s in servers), _cpu_seconds(os.getpid())
+        pg_cpu0 = _postgres_cpu_seconds()
         start = time.perf_counter()
         produce(tracer, args.spans)
         produced_s = time.perf_counter() - start
         if not exporter.flush(600):
             print("flush did not finish", file=sys.stderr)
         elapsed = time.perf_counter() - start
-        server_cpu = _cpu_seconds(server.pid) - server_cpu0
+        server_cpu = sum(_cpu_seconds(s.pid) for s in servers) - server_cpu0
+        pg_cpu = _postgres_cpu_seconds() - pg_cpu0
         client_cpu = _cpu_seconds(os.getpid()) - client_cpu0
         stats = exporter.stats()
         latencies = sorted(exporter.ack_latencies_s())
         exporter.close()
         with LightningClient(endpoint) as c:
             stored = sum(len(c.query_spans(f"bench-{r}")) for r in range(0, (args.spans + 49) // 50, 97))
-        server_rss = _peak_rss_mib(server.pid)
+        server_rss = max(_peak_rss_mib(s.pid) for s in servers)
     finally:
-        server.terminate()
-        server.wait(30)
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            server.wait(30)
     client_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
     rate = stats.acked / elapsed
-    print(f"spans: {args.spans} of ~{size} bytes each, batches of <= {args.batch}, store {db}")
+    print(f"spans: {args.spans} of ~{size} bytes each, batches of <= {args.batch}, store {redact(db)}, "
+          f"{args.replicas} server process(es)")
     print(f"acked durable: {stats.acked} (dropped {stats.dropped_total}, spooled {stats.spooled}, "
           f"rejected {stats.rejected}); sampled rollouts read back: {stored} spans")
     print(f"producer alone: {args.spans / produced_s:,.0f} spans/s")
     print(f"throughput: {rate:,.0f} spans/s acked durable ({elapsed:.2f} s)  target 50,000 -> "
           f"{rate / 50_000:.2f}x")
     print(f"ack latency per Export call: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(latencies)} calls)")
-    print(f"peak RSS: client {client_rss:.0f} MiB, server {server_rss:.0f} MiB")
-    print(f"CPU per span: client {client_cpu / args.spans * 1e6:.1f} us, server {server_cpu / args.spans * 1e6:.1f} us "
-          f"(machine load average {os.getloadavg()[0]:.2f})")
+    print(f"peak RSS: client {client_rss:.0f} MiB, server {server_rss:.0f} MiB (largest replica)")
+    print(f"CPU per span: client {client_cpu / args.spans * 1e6:.1f} us, server {server_cpu / args.spans * 1e6:.1f} us"
+          + (f", PostgreSQL {pg_cpu / args.spans * 1e6:.1f} us" if pg_cpu > 0 else "")
+          + f" (machine load average {os.getloadavg()[0]:.2f})")
     return 0 if stats.acked == args.spans else 1
 
 
