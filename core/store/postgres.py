@@ -218,6 +218,10 @@ class PostgresStore(Store):
     def dequeue(self, worker_id: str, mode: str = "", principal: str = ""):
         now = time.time_ns()
         worker_id, mode = pg_text(worker_id), pg_text(mode)
+        with self._connection() as conn:  # waiting workers poll: an empty queue costs one round trip
+            if conn.execute("SELECT EXISTS (SELECT 1 FROM rollouts WHERE status=%s AND (%s='' OR mode=%s))",
+                            (states.QUEUED, mode, mode)).fetchone()[0] is False:
+                return None
         with self._transaction() as conn:
             row = conn.execute(
                 f"SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE status=%s AND (%s='' OR mode=%s)"
