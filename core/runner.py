@@ -63,9 +63,22 @@ class Runner:
 
     def run(self, max_rollouts: Optional[int] = None, idle_wait_s: float = 1.0,
             stop_when_idle: bool = True) -> list[RunResult]:
+        """Run rollouts until the queue is empty (or forever with ``stop_when_idle=False``).
+
+        A server that cannot be reached is waited for (with backoff), not fatal: a long-running
+        runner outlives restarts and replica failovers."""
         results: list[RunResult] = []
+        backoff = 0.5
         while not self._stop.is_set() and (max_rollouts is None or len(results) < max_rollouts):
-            result = self.run_one(wait_s=idle_wait_s)
+            try:
+                result = self.run_one(wait_s=idle_wait_s)
+            except grpc.RpcError as exc:
+                logger.warning("cannot reach the Lightning server (%s); retrying in %.1fs",
+                               exc.code().name if hasattr(exc, "code") else exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = 0.5
             if result is None:
                 if stop_when_idle:
                     break
@@ -105,6 +118,17 @@ class Runner:
         finally:
             stop_heartbeat.set()
             beat.join()
+        # Deliver the rollout's spans before saying it is done: whoever reads the finished rollout
+        # (the trainer) must find its whole trace.
+        try:
+            from agentlightning.core.deferred import drain_all
+
+            drain_all(30.0)
+            flush = getattr(tracer.sink, "flush", None)
+            if flush is not None:
+                flush(30.0)
+        except Exception:
+            logger.debug("flush before completion failed", exc_info=True)
         success = not error
         try:
             self.client.complete(attempt.attempt_id, self.worker_id, success=success,

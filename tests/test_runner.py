@@ -38,3 +38,39 @@ def test_async_agent_functions_are_awaited(client, tracer):
 
     (result,) = Runner(client, agent, worker_id="w", tracer=tracer).run()
     assert result.success and result.final_reward == 3.0
+
+
+def test_runner_waits_out_an_unreachable_server(tmp_path):
+    """A runner started before its server (or across a restart) keeps trying instead of dying."""
+    import socket
+    import threading
+
+    from agentlightning.core.client import LightningClient
+    from agentlightning.core.server import LightningServer, ServerConfig
+    from agentlightning.core.store.sqlite import SqliteStore
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = LightningClient(f"127.0.0.1:{port}", timeout_s=1.0)
+    runner = Runner(client, lambda task: 1.0, worker_id="patient")
+    results = []
+    thread = threading.Thread(target=lambda: results.extend(runner.run(stop_when_idle=False, idle_wait_s=0.2)))
+    thread.start()
+    import time
+
+    time.sleep(1.5)  # the runner is retrying against nothing
+    assert thread.is_alive()
+    server = LightningServer(SqliteStore(tmp_path / "late.db"), ServerConfig(port=port))
+    server.start()
+    try:
+        with LightningClient(server.address) as admin:
+            admin.enqueue([{"x": 1}])
+            deadline = time.monotonic() + 20
+            while not results and time.monotonic() < deadline:
+                time.sleep(0.1)
+    finally:
+        runner.stop()
+        thread.join(10)
+        server.stop()
+    assert [r.success for r in results] == [True]
