@@ -63,7 +63,10 @@ def open_channel(endpoint: str, tls_ca_file: Optional[str] = None, tls: bool = F
     """TLS when ``tls_ca_file`` is given (verify the server against that CA) or ``tls`` is set (system
     roots); plaintext otherwise. The server's name is checked against its certificate either way.
     ``endpoint`` may be a comma-separated list of replicas (one certificate must name them all)."""
-    options = list(options)
+    # gRPC's default reconnect backoff grows to 120 s: a client that saw the server down for a while
+    # would then wait minutes after it is back. Retry connecting every few seconds at most.
+    options = [("grpc.initial_reconnect_backoff_ms", 200), ("grpc.min_reconnect_backoff_ms", 200),
+               ("grpc.max_reconnect_backoff_ms", 3000), *options]
     target = endpoint
     replicas = [e.strip() for e in endpoint.split(",") if e.strip()]
     if len(replicas) > 1:

@@ -65,6 +65,7 @@ def test_runner_waits_out_an_unreachable_server(tmp_path):
     server.start()
     try:
         with LightningClient(server.address) as admin:
+            admin.wait_ready(10)
             admin.enqueue([{"x": 1}])
             deadline = time.monotonic() + 20
             while not results and time.monotonic() < deadline:
