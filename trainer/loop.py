@@ -92,7 +92,9 @@ class TrainingLoop:
         self.progress = Progress(cfg.steps, start=state.step, enabled=cfg.progress)
         self.workers = WorkerPool(
             cfg.workers, self.address, cfg.agent_spec, worker_prefix=self._worker_prefix,
-            env=model_env(self._endpoint()), log_dir=self.run_dir / "logs",
+            env={**model_env(self._endpoint()),
+                 "AGENTLIGHTNING_SPOOL_DIR": os.environ.get("AGENTLIGHTNING_SPOOL_DIR") or str(self.run_dir / "spool")},
+            log_dir=self.run_dir / "logs",
             heartbeat_interval_s=max(0.5, min(2.0, cfg.rollout_timeout_s / 4)))
         if state.step < cfg.steps:
             self.workers.start()
