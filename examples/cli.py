@@ -41,6 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n-train", type=int, default=None, help="training tasks to generate/use")
     p.add_argument("--n-test", type=int, default=None, help="held-out tasks to generate/use")
     p.add_argument("--max-new-tokens", type=int, default=None, help="tokens per model call")
+    p.add_argument("--temperature", type=float, default=None, help="sampling temperature of training rollouts "
+                                                                   "(held-out evaluation is greedy)")
+    p.add_argument("--eval-temperature", type=float, default=0.0, help="sampling temperature of the held-out "
+                                                                       "evaluations (default 0: greedy)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the example's)")
     p.add_argument("--lora", action="store_true", default=None, help="train a LoRA adapter, not all weights")
     p.add_argument("--level", type=int, default=None, help="difficulty of generated problems (calc: 1-3)")
@@ -60,7 +64,8 @@ def _run(args: argparse.Namespace) -> int:
         example=args.example, steps=args.steps, group_size=args.group_size, tasks_per_step=args.tasks_per_step,
         workers=args.workers, model=args.model, device=args.device, vllm=args.vllm, air=args.air, seed=args.seed,
         data=args.data, out=args.out or f"demo-{args.example}", n_train=args.n_train, n_test=args.n_test,
-        max_new_tokens=args.max_new_tokens, learning_rate=args.lr, lora=args.lora,
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+        eval_temperature=args.eval_temperature, learning_rate=args.lr, lora=args.lora,
         evaluate=not args.no_eval, progress=not args.quiet,
         extra={"level": args.level} if args.level is not None else {})
     try:

@@ -83,6 +83,7 @@ class DemoConfig:
     max_new_tokens: Optional[int] = None
     learning_rate: Optional[float] = None
     lora: Optional[bool] = None
+    temperature: Optional[float] = None  # sampling temperature of training rollouts
     eval_temperature: float = 0.0
     evaluate: bool = True
     progress: bool = True
@@ -95,7 +96,7 @@ class DemoConfig:
                 "tasks_per_step": pick("tasks_per_step", 8), "workers": pick("workers", 4),
                 "n_train": pick("n_train", 200), "n_test": pick("n_test", 32),
                 "max_new_tokens": pick("max_new_tokens", 64), "learning_rate": pick("learning_rate", None),
-                "lora": pick("lora", bool(self.vllm))}
+                "lora": pick("lora", bool(self.vllm)), "temperature": pick("temperature", 1.0)}
 
 
 @dataclass
@@ -152,7 +153,7 @@ def build_train_config(example: Example, config: DemoConfig, settings: dict[str,
     from agentlightning.trainer.loop_config import TrainConfig
     from agentlightning.trainer.update_config import UpdateConfig
 
-    token_cap = {"max_tokens": settings["max_new_tokens"]}
+    token_cap = {"max_tokens": settings["max_new_tokens"], "temperature": settings["temperature"]}
     update = UpdateConfig(learning_rate=settings["learning_rate"], lora=settings["lora"], device=config.device,
                           seed=config.seed)
     lightningrl = LightningRLConfig(agents=example.train_agents, air=AirConfig(enabled=config.air))

@@ -27,8 +27,10 @@ agentlightning.integrations.autogen.instrument()  # <- the one line: trace every
 
 AGENT_NAME = "solver"
 SYSTEM_PROMPT = (
-    "You solve math word problems. Use the calculator tool to compute, then give the result. "
-    "Always end your reply with a line of the form 'Answer: N', where N is the final number.")
+    "You solve math word problems. First call the calculator tool with the arithmetic expression. "
+    "When you have the result, reply with one line: 'Answer: N'.\n"
+    "Example: for 'Tom has 5 pens and buys 3 more. How many pens does he have?' call the calculator with "
+    "{\"expression\": \"5 + 3\"}; it returns 8; then reply 'Answer: 8'.")
 MODEL_INFO = {"vision": False, "function_calling": True, "json_output": False, "family": "unknown",
               "structured_output": False}
 DEFAULT_MAX_TOKENS = 96
@@ -42,7 +44,7 @@ def make_model_client(model: Any, temperature: float = 1.0, max_tokens: int = DE
     if seed is not None:
         create_args["seed"] = seed
     return OpenAIChatCompletionClient(model=model.model, base_url=model.base_url, api_key=model.api_key,
-                                      model_info=MODEL_INFO, max_retries=0, timeout=300, **create_args)
+                                      model_info=MODEL_INFO, max_retries=0, timeout=900, **create_args)
 
 
 def make_agent(model_client: OpenAIChatCompletionClient) -> AssistantAgent:

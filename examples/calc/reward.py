@@ -3,8 +3,8 @@
 The agent is told to end with a line ``Answer: N``. Parsing (documented, deliberately forgiving about
 surface form, strict about the number):
 
-* the answer line: the last ``answer`` followed by ``:``, ``=`` or ``is`` and a number, case-insensitive,
-  markdown (``**Answer:** 12``) allowed;
+* the answer line: the last ``answer`` followed by ``:``, ``=``, ``is`` or ``is:`` and a number,
+  case-insensitive, markdown (``**Answer:** 12``) allowed; GSM8K's ``#### N`` counts as an answer line too;
 * a number: optional sign, thousands separators (``1,234``), a currency sign before it, a percent sign or
   a trailing period after it, decimals (``2.50``), or a fraction ``a/b`` (read as its value);
 * a match: equal within ``1e-6`` absolute or ``1e-4`` relative, or equal after rounding both to two
@@ -22,7 +22,7 @@ import re
 from typing import Any, Optional
 
 _NUMBER = r"(?<![\d.])[-+]?[$€£]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:\s*/\s*\d+(?:\.\d+)?)?"
-_ANSWER = re.compile(r"answer\s*(?:\*\*)?\s*(?:[:=]|is)\s*(?:\*\*)?\s*(" + _NUMBER + ")", re.IGNORECASE)
+_ANSWER = re.compile(r"(?:answer\s*(?:\*\*)?\s*(?:[:=]|is:?)|####)\s*(?:\*\*)?\s*(" + _NUMBER + ")", re.IGNORECASE)
 _ANY_NUMBER = re.compile(_NUMBER)
 FORMAT_ONLY_REWARD = 0.5
 
