@@ -10,7 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any, Iterable, Optional
 
-from agentlightning.core.kinds import TokenProvenance, ToolOutcome
+from agentlightning.core.kinds import ToolOutcome
+from agentlightning.core.openai_format import logprob_entries, logprob_values, set_exact_tokens
 from agentlightning.v1 import spans_pb2
 
 # AutoGen normalises finish reasons in streamed results; report the OpenAI names like other integrations.
@@ -106,30 +107,12 @@ def _fill_usage(llm: spans_pb2.LlmPayload, prompt: Any, completion: Any, total: 
     llm.usage.total_tokens = int(total or prompt + completion)
 
 
-def _logprob_values(logprobs: Any) -> Optional[list[float]]:
-    entries = logprobs.get("content") if _is_map(logprobs) else logprobs
-    if not entries:
-        return None
-    values = [e.get("logprob") if _is_map(e) else None for e in entries]
-    return values if all(isinstance(v, (int, float)) for v in values) else None  # type: ignore[return-value]
-
-
 def _fill_exact_tokens(llm: spans_pb2.LlmPayload, response: Mapping[str, Any], choice: Mapping[str, Any]) -> None:
     """Token ids/logprobs/version when the server returned them (vLLM-style extension); EXACT only then."""
-    prompt_ids = choice.get("prompt_token_ids") or response.get("prompt_token_ids")
     completion_ids = choice.get("token_ids")
-    if prompt_ids:
-        llm.prompt_token_ids.extend(int(t) for t in prompt_ids)
-    if completion_ids:
-        llm.completion_token_ids.extend(int(t) for t in completion_ids)
-        values = _logprob_values(choice.get("logprobs"))
-        if values is not None and len(values) == len(completion_ids):
-            llm.completion_logprobs.extend(float(v) for v in values)
-    if prompt_ids or completion_ids:
-        llm.token_provenance = TokenProvenance.EXACT
-    version = response.get("model_version")
-    if version:
-        llm.policy_version = str(version)
+    values = logprob_values(logprob_entries(choice.get("logprobs"))) if completion_ids else None
+    set_exact_tokens(llm, choice.get("prompt_token_ids") or response.get("prompt_token_ids"), completion_ids,
+                     values, response.get("model_version"))
 
 
 def fill_completion(llm: spans_pb2.LlmPayload, response: Mapping[str, Any], prompt_tokens: Any,

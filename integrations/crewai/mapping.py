@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import Any, Optional
 
 from agentlightning.core.kinds import ToolOutcome
+from agentlightning.core.openai_format import MAX_TEXT, dumps
 from agentlightning.v1 import spans_pb2
 
-MAX_TEXT = 256 * 1024
 _EPOCH = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
 _ONE_US = _dt.timedelta(microseconds=1)
 # CrewAI's ToolFailureReason values -> our normalised outcome.
@@ -50,13 +50,6 @@ def text_of(value: Any) -> str:
     if isinstance(raw, str):
         return raw[:MAX_TEXT]
     return dumps(value)[:MAX_TEXT]
-
-
-def dumps(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(value)
 
 
 def _get(obj: Any, key: str) -> Any:

@@ -9,10 +9,11 @@ import json
 from collections.abc import Mapping
 from typing import Any, Iterable, Optional
 
-from agentlightning.core.kinds import TokenProvenance, ToolOutcome
+from agentlightning.core.kinds import ToolOutcome
+from agentlightning.core.openai_format import (MAX_TEXT, dumps, logprob_entries, logprob_values,
+                                               set_exact_tokens, token_ids_from_logprobs)
 from agentlightning.v1 import spans_pb2
 
-MAX_TEXT = 256 * 1024
 MODEL_VERSION_HEADER = "x-agentlightning-model-version"
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool", "function": "tool",
           "developer": "developer", "AIMessageChunk": "assistant"}
@@ -58,13 +59,6 @@ def text_of(content: Any) -> str:
     return str(content)[:MAX_TEXT]
 
 
-def _dumps(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        return str(value)
-
-
 def fill_message(target: spans_pb2.ChatMessage, message: Any) -> None:
     """One LangChain message (or a ``(role, content)`` pair / dict) into a ChatMessage."""
     fields = getattr(message, "__dict__", None)
@@ -92,12 +86,12 @@ def fill_message(target: spans_pb2.ChatMessage, message: Any) -> None:
         target.tool_call_id = str(call_id)
     for call in fields.get("tool_calls") or ():
         target.tool_calls.add(id=call.get("id") or "", name=call.get("name") or "",
-                              arguments=_dumps(call.get("args", {})))
+                              arguments=dumps(call.get("args", {})))
     # Calls whose arguments did not parse keep the model's raw string (AIR checks it).
     for call in fields.get("invalid_tool_calls") or ():
         args = call.get("args")
         target.tool_calls.add(id=call.get("id") or "", name=call.get("name") or "",
-                              arguments=args if isinstance(args, str) else _dumps(args))
+                              arguments=args if isinstance(args, str) else dumps(args))
 
 
 class MessageCache:
@@ -154,7 +148,7 @@ def _fill_tools(llm: spans_pb2.LlmPayload, tools: Any, tool_schemas: dict) -> No
         if not name:
             continue
         schema = fn.get("parameters") or fn.get("input_schema")
-        schema_json = _dumps(schema) if schema is not None else ""
+        schema_json = dumps(schema) if schema is not None else ""
         only_tools.tools.add(name=str(name), description=str(fn.get("description") or ""),
                              parameters_json_schema=schema_json)
         if schema_json:
@@ -223,53 +217,24 @@ def _usage_from(llm: spans_pb2.LlmPayload, message: Any, llm_output: Optional[Ma
         llm.usage.total_tokens = int(token_usage.get("total_tokens") or prompt + completion)
 
 
-def _token_ids_from_logprobs(entries: list) -> Optional[list[int]]:
-    """vLLM's ``return_tokens_as_token_ids`` renders each token as ``token_id:N``: exact ids via any client."""
-    ids = []
-    for entry in entries:
-        token = entry.get("token") if isinstance(entry, Mapping) else None
-        if not isinstance(token, str) or not token.startswith("token_id:"):
-            return None
-        try:
-            ids.append(int(token[9:]))
-        except ValueError:
-            return None
-    return ids
-
-
 def fill_exact_tokens(llm: spans_pb2.LlmPayload, info: Mapping[str, Any]) -> None:
     """Token ids/logprobs/model version when the server returned them; provenance EXACT only then."""
     if not any(key in info for key in _EXACT_KEYS):
         return
-    logprob_entries = None
-    logprobs = info.get("logprobs")
-    if isinstance(logprobs, Mapping):
-        logprob_entries = logprobs.get("content")
-    elif isinstance(logprobs, list):
-        logprob_entries = logprobs
-    values = None
-    if logprob_entries:
-        values = [e.get("logprob") if isinstance(e, Mapping) else e for e in logprob_entries]
-        if not all(isinstance(v, (int, float)) for v in values):
-            values = None
+    logprobs = info.get("logprobs")  # usually None: skip the calls then (this runs on every model call)
+    entries = logprob_entries(logprobs) if logprobs is not None else None
+    values = logprob_values(entries) if entries else None
     completion_ids = info.get("token_ids") or info.get("completion_token_ids")
-    if completion_ids is None and logprob_entries:
-        completion_ids = _token_ids_from_logprobs(logprob_entries)
+    if completion_ids is None and entries:
+        completion_ids = token_ids_from_logprobs(entries)
     prompt_ids = info.get("prompt_token_ids")
-    if completion_ids:
-        llm.completion_token_ids.extend(int(t) for t in completion_ids)
-        if values is not None and len(values) == len(completion_ids):
-            llm.completion_logprobs.extend(float(v) for v in values)
-    if prompt_ids:
-        llm.prompt_token_ids.extend(int(t) for t in prompt_ids)
-    if completion_ids or prompt_ids:
-        llm.token_provenance = TokenProvenance.EXACT
     version = info.get("model_version")
-    headers = info.get("headers")
-    if not version and isinstance(headers, Mapping):
-        version = headers.get(MODEL_VERSION_HEADER)
-    if version:
-        llm.policy_version = str(version)
+    if not version:
+        headers = info.get("headers")
+        if isinstance(headers, Mapping):
+            version = headers.get(MODEL_VERSION_HEADER)
+    if completion_ids or prompt_ids or version:
+        set_exact_tokens(llm, prompt_ids, completion_ids, values, version)
 
 
 def fill_response(llm: spans_pb2.LlmPayload, response: Any, messages: Optional[MessageCache] = None) -> None:
@@ -329,8 +294,8 @@ def tool_result(output: Any) -> tuple[str, bool, bool]:
         return output[:MAX_TEXT], False, False
     update = field(output, "update")  # a LangGraph Command returned by a tool
     if update is not None:
-        return _dumps(update)[:MAX_TEXT], False, False
-    return _dumps(output)[:MAX_TEXT], False, False
+        return dumps(update)[:MAX_TEXT], False, False
+    return dumps(output)[:MAX_TEXT], False, False
 
 
 def error_outcome(error: BaseException) -> int:
@@ -345,8 +310,8 @@ def error_outcome(error: BaseException) -> int:
 def arguments_of(input_str: str, inputs: Any) -> str:
     """The tool's arguments as a string: the structured inputs as JSON, else the raw input string."""
     if isinstance(inputs, Mapping):
-        return _dumps(dict(inputs))
-    return input_str if isinstance(input_str, str) else _dumps(input_str)
+        return dumps(dict(inputs))
+    return input_str if isinstance(input_str, str) else dumps(input_str)
 
 
 def arguments_valid(raw: str) -> bool:

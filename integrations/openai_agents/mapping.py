@@ -14,7 +14,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional
 
-from agentlightning.core.kinds import TokenProvenance, ToolOutcome
+from agentlightning.core.kinds import ToolOutcome
+from agentlightning.core.openai_format import set_exact_tokens
 from agentlightning.v1 import spans_pb2
 
 # The SDK's own message for a call whose arguments did not parse (tool.py), with or without details.
@@ -176,23 +177,13 @@ def fill_exact_tokens(llm: spans_pb2.LlmPayload, source: Any, logprobs: list[flo
     if completion is None:
         completion = extra.get("completion_token_ids")
     prompt = extra.get("prompt_token_ids")
-    if isinstance(completion, list) and completion:
-        _extend_ints(llm.completion_token_ids, completion)
-        if isinstance(prompt, list):
-            _extend_ints(llm.prompt_token_ids, prompt)
-        llm.token_provenance = TokenProvenance.EXACT
+    if isinstance(completion, list) and completion:  # prompt ids alone are not EXACT here
+        set_exact_tokens(llm, prompt if isinstance(prompt, list) else None, completion)
     if logprobs:
         llm.completion_logprobs.extend(logprobs)
     version = extra.get("model_version") or extra.get("policy_version")
     if isinstance(version, str):
         llm.policy_version = version
-
-
-def _extend_ints(target: Any, values: list) -> None:
-    try:
-        target.extend(values)  # fast path: already ints
-    except (TypeError, ValueError):
-        target.extend(int(v) for v in values)
 
 
 class SchemaCache:
@@ -233,6 +224,15 @@ def _fill_tools(llm: spans_pb2.LlmPayload, tools: Any) -> None:
                       parameters_json_schema=SCHEMAS.json(name, _get(tool, "parameters")))
 
 
+def _fill_sampling(llm: spans_pb2.LlmPayload, temperature: Any, top_p: Any, max_tokens: Any) -> None:
+    if temperature is not None:
+        llm.sampling.temperature = float(temperature)
+    if top_p is not None:
+        llm.sampling.top_p = float(top_p)
+    if max_tokens is not None:
+        llm.sampling.max_tokens = int(max_tokens)
+
+
 def fill_response_span(llm: spans_pb2.LlmPayload, response: Any, items: Any, usage: Any) -> list[ToolCallInfo]:
     """A ``ResponseSpanData``: request, output, usage, sampling, exact tokens. Returns requested calls."""
     llm.operation = "responses"
@@ -245,14 +245,8 @@ def fill_response_span(llm: spans_pb2.LlmPayload, response: Any, items: Any, usa
             llm.response_model = str(model)
         llm.response_id = _get(response, "id") or ""
         _fill_tools(llm, _get(response, "tools"))
-        temperature, top_p = _get(response, "temperature"), _get(response, "top_p")
-        max_tokens = _get(response, "max_output_tokens")
-        if temperature is not None:
-            llm.sampling.temperature = float(temperature)
-        if top_p is not None:
-            llm.sampling.top_p = float(top_p)
-        if max_tokens is not None:
-            llm.sampling.max_tokens = int(max_tokens)
+        _fill_sampling(llm, _get(response, "temperature"), _get(response, "top_p"),
+                       _get(response, "max_output_tokens"))
         fmt = _get(_get(_get(response, "text"), "format"), "type")
         if fmt in ("json_schema", "json_object"):
             llm.response_format = fmt
@@ -306,14 +300,8 @@ def fill_generation_span(llm: spans_pb2.LlmPayload, model: Any, model_config: An
             calls.extend(_fill_chat_message(llm.response_messages, out))
             fill_exact_tokens(llm, out, [])
     if model_config:
-        temperature, top_p = _get(model_config, "temperature"), _get(model_config, "top_p")
-        max_tokens = _get(model_config, "max_tokens")
-        if temperature is not None:
-            llm.sampling.temperature = float(temperature)
-        if top_p is not None:
-            llm.sampling.top_p = float(top_p)
-        if max_tokens is not None:
-            llm.sampling.max_tokens = int(max_tokens)
+        _fill_sampling(llm, _get(model_config, "temperature"), _get(model_config, "top_p"),
+                       _get(model_config, "max_tokens"))
     fill_usage(llm, usage)
     return calls
 
