@@ -214,3 +214,14 @@ def test_children_that_waited_for_a_late_parent_keep_their_order() -> None:
     linker.end("agent", None, 0)
     children = sorted((s for s in sink.spans if s.name != "A"), key=lambda s: s.sequence)
     assert [s.name for s in children] == ["c0", "c1", "c2", "c3", "c4"]
+
+
+def test_a_tool_call_message_without_content_keeps_its_tool_calls():
+    from agentlightning.integrations.crewai.mapping import add_message
+    from agentlightning.v1 import spans_pb2
+
+    llm = spans_pb2.LlmPayload()
+    add_message(llm.request_messages, {"role": "assistant",
+                                       "tool_calls": [{"id": "c1", "function": {"name": "f", "arguments": "{}"}}]})
+    (message,) = llm.request_messages
+    assert [(c.id, c.name, c.arguments) for c in message.tool_calls] == [("c1", "f", "{}")]

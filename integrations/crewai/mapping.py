@@ -75,7 +75,7 @@ def add_message(messages: Any, message: Any) -> None:
     target = messages.add(role=message.get("role") or "",
                           content=content if content.__class__ is str and len(content) <= MAX_TEXT
                           else text_of(content))
-    if len(message) > 2:  # the rare fields
+    if len(message) > 2 or "content" not in message:  # the rare fields (a tool-call message may lack content)
         name = message.get("name")
         if name:
             target.name = str(name)
