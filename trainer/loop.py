@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
@@ -273,6 +274,7 @@ class TrainingLoop:
 def _quiet_libraries() -> None:
     """No per-checkpoint "Loading weights" bars from transformers between the loop's own lines."""
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     try:
         from transformers.utils import logging as hf_logging
 

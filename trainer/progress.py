@@ -21,6 +21,7 @@ class Progress:
     def __init__(self, total_steps: int, start: int = 0, enabled: bool = True) -> None:
         self.enabled = enabled
         self._bar: Optional[Any] = None
+        self._last = ""
         if not enabled:
             return
         try:
@@ -31,8 +32,10 @@ class Progress:
                          file=sys.stderr)
 
     def rollouts(self, step: int, done: int, total: int, version: str) -> None:
-        if self._bar is not None:
-            self._bar.set_description(f"step {step} ({version}) rollouts {done}/{total}", refresh=True)
+        text = f"step {step} ({version}) rollouts {done}/{total}"
+        if self._bar is not None and text != self._last:
+            self._last = text
+            self._bar.set_description(text, refresh=True)
 
     def step_done(self, row: dict[str, Any]) -> None:
         if not self.enabled:

@@ -11,8 +11,9 @@ TRL 1.16 offers three ways in; we subclass ``trl.GRPOTrainer`` and drive it one 
   (prompts from a dataset), computes rewards with its reward functions and normalises advantages
   itself, so LightningRL's credit assignment and AIR would be thrown away.
 * ``trl.experimental.async_grpo.AsyncGRPOTrainer`` does take external ``RolloutSample``s with an
-  advantage and old logprobs, but needs a vLLM server for weight sync and packs sequences with
-  a tree-attention kernel (FlashAttention 3), so it cannot run on CPU, and it has no KL term.
+  advantage and old logprobs, but it is built around a vLLM rollout worker and weight transfer,
+  takes the model only as a hub/path string, and packs sequences with a tree-attention kernel
+  (FlashAttention 3, fetched from the Hub with ``kernels``): no CPU, no offline use, no KL term.
 
 So ``GRPOTrainer`` keeps everything that is TRL's job — model loading and the PEFT/LoRA wrap, the
 fused log-prob head, ``_compute_loss`` (PPO-style clipped ratio, loss aggregations, KL to the
