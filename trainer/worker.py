@@ -3,8 +3,8 @@
 It imports the user's agent function (``module:function``), pulls rollouts of mode ``train``
 from the Lightning server with :class:`agentlightning.core.runner.Runner` and runs them until it
 is told to stop (SIGTERM) or its parent (the loop) dies. Spans go to ``$AGENTLIGHTNING_ENDPOINT``
-through the process-wide tracer; every span of a rollout is flushed to the server *before* the
-rollout is reported complete, so when the loop sees a finished rollout its trace is complete.
+through the process-wide tracer (the Runner delivers a rollout's spans before it reports the rollout
+complete, so when the loop sees a finished rollout its trace is complete).
 Imports no torch: a runner needs only the agent's own dependencies.
 """
 from __future__ import annotations
@@ -58,14 +58,6 @@ def with_model_argument(agent: Callable[..., Any]) -> Callable[[Any], Any]:
     return call
 
 
-class FlushingClient(LightningClient):
-    """Completes an attempt only after the tracer has delivered (or spooled) the rollout's spans."""
-
-    def complete(self, *args: Any, **kwargs: Any):
-        api.flush(timeout_s=30.0)
-        return super().complete(*args, **kwargs)
-
-
 def _die_with_parent(parent_pid: int, stop: Callable[[], None]) -> None:
     """Stop when the loop process goes away, even after a SIGKILL that gave it no chance to clean up."""
     if sys.platform.startswith("linux"):
@@ -90,7 +82,7 @@ def _die_with_parent(parent_pid: int, stop: Callable[[], None]) -> None:
 def run(server: str, agent_spec: str, worker_id: str, parent_pid: Optional[int] = None,
         heartbeat_interval_s: float = 2.0, token: Optional[str] = None) -> int:
     agent = with_model_argument(load_agent(agent_spec))
-    client = FlushingClient(server, token=token or os.environ.get("AGENTLIGHTNING_TOKEN") or None)
+    client = LightningClient(server, token=token or os.environ.get("AGENTLIGHTNING_TOKEN") or None)
     runner = Runner(client, agent, worker_id, heartbeat_interval_s=heartbeat_interval_s, mode="train")
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     if parent_pid:
