@@ -82,7 +82,7 @@ def _die_with_parent(parent_pid: int, stop: Callable[[], None]) -> None:
 def run(server: str, agent_spec: str, worker_id: str, parent_pid: Optional[int] = None,
         heartbeat_interval_s: float = 2.0, token: Optional[str] = None) -> int:
     agent = with_model_argument(load_agent(agent_spec))
-    client = LightningClient(server, token=token or os.environ.get("AGENTLIGHTNING_TOKEN") or None)
+    client = LightningClient.from_env(server, token=token)  # token, TLS CA from the environment too
     runner = Runner(client, agent, worker_id, heartbeat_interval_s=heartbeat_interval_s, mode="train")
     signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     if parent_pid:
