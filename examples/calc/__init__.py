@@ -17,8 +17,8 @@ EXAMPLE = Example(
     description="Calc-X word problems, AutoGen AssistantAgent + calculator tool; reward = numeric match "
                 "(1.0 with 'Answer: N', 0.5 right number without it)",
     success_threshold=0.5,
-    defaults={"steps": 12, "group_size": 4, "tasks_per_step": 8, "n_train": 200, "n_test": 32,
-              "workers": 8, "max_new_tokens": 64, "learning_rate": 2e-5, "level": 1},
+    defaults={"steps": 8, "group_size": 4, "tasks_per_step": 4, "n_train": 64, "n_test": 24, "workers": 8,
+              "max_new_tokens": 48, "temperature": 0.8, "learning_rate": 4e-5, "level": 1},
 )
 
 __all__ = ["EXAMPLE"]
