@@ -109,6 +109,7 @@ class DemoResult:
     table: str = ""
     curve: Optional[str] = None
     seconds: float = 0.0
+    interrupted: bool = False
 
 
 def prepare_data(example: Example, config: DemoConfig, n_train: int, n_test: int,
@@ -202,8 +203,12 @@ def run_demo(config: DemoConfig) -> DemoResult:
                                               progress=config.progress)
         loop.state.phase = "done"
         loop.state.save(run_dir)
-        result.rows = list(loop.metrics.rows)
+    except KeyboardInterrupt:
+        result.interrupted = True  # Ctrl-C: report what was measured so far
+        say("interrupted: reporting the steps finished so far", flush=True)
     finally:
+        if loop.metrics is not None:
+            result.rows = list(loop.metrics.rows)
         loop.close()
         if vllm is not None:
             vllm[1].stop()
@@ -215,6 +220,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
                            f"agentlightning demo {example.name} ({config.model}, AIR {'on' if config.air else 'off'})")
     result.curve = str(curve) if curve else None
     summary = {"example": example.name, "settings": result.settings, "seconds": result.seconds,
+               "interrupted": result.interrupted,
                "before": result.before.to_dict() if result.before else None,
                "after": result.after.to_dict() if result.after else None,
                "train": [{k: r.get(k) for k in ("step", "reward_mean", "success_rate", "air_mean", "air_fired",
