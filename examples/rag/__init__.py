@@ -1,0 +1,37 @@
+"""Multi-hop RAG with the OpenAI Agents SDK over MuSiQue-format data (the paper's RAG agent, made small).
+
+* :mod:`.agent` — ``solve(task, model)``: an ``agents.Agent`` with a BM25 ``retrieve`` tool answers the
+  question; Agent Lightning is one line (``instrument()``); returns the reward.
+* :mod:`.data` — ``load(path)``: MuSiQue JSONL (a file or a directory of them) -> task inputs.
+* :mod:`.generate` — ``generate(out_dir, n_train, n_test, seed)``: 2-hop (optionally 3-hop) questions over a
+  synthetic knowledge base, written in MuSiQue's format.
+* :mod:`.reward` — format (``Answer: ...``) 0.2 + token F1 0.8, MuSiQue/SQuAD normalisation.
+* :mod:`.retrieval` — the BM25 index.
+
+Importing this package does not import the Agents SDK (the demo reads ``EXAMPLE`` without it).
+"""
+from __future__ import annotations
+
+from agentlightning.examples.base import Example
+from agentlightning.examples.rag.data import load
+from agentlightning.examples.rag.generate import generate
+from agentlightning.examples.rag.reward import SUCCESS_THRESHOLD, reward
+
+EXAMPLE = Example(
+    name="rag",
+    agent="agentlightning.examples.rag.agent:solve",
+    train_agents="researcher",
+    generate=generate,
+    load=load,
+    reward=reward,
+    description="Multi-hop QA (MuSiQue format): an OpenAI Agents SDK agent searches a BM25 index of the "
+                "question's paragraphs and answers; reward = 0.2 format + 0.8 token F1.",
+    success_threshold=SUCCESS_THRESHOLD,
+    # SmolLM2-135M on 2 CPU cores: a rollout is up to 4 model calls (two searches, the answer, a spare) with
+    # prompts of ~500-700 tokens, so fewer rollouts per step than a single-call agent.
+    defaults={"steps": 6, "group_size": 4, "tasks_per_step": 4, "n_train": 64, "n_test": 16,
+              "max_new_tokens": 64, "learning_rate": 2e-5, "temperature": 1.0, "workers": 2, "top_k": 2,
+              "max_turns": 4},
+)
+
+__all__ = ["EXAMPLE"]
