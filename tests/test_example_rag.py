@@ -333,6 +333,8 @@ def test_pipeline_runs_on_the_cpu_model_server_with_the_tiny_model(tmp_path: Pat
     assert all(0.0 <= r.final_reward <= 1.0 for r in results)
 
     traces = load_from_client(client, [r.rollout_id for r in results])
+    # A tokenizer because the Agents SDK's chat-completions span keeps only choices[0].message, while the
+    # server's exact ids sit on the choice: these spans carry no token ids, so LightningRL retokenizes them.
     tokenizer = load_tokenizer(path)
     batch = build_transitions(traces, LightningRLConfig(agents=EXAMPLE.train_agents, tokenizer=tokenizer))
     assert {t.rollout_id for t in batch} == {r.rollout_id for r in results}  # every rollout yields transitions

@@ -28,10 +28,10 @@ EXAMPLE = Example(
                 "question's paragraphs and answers; reward = 0.2 format + 0.8 token F1.",
     success_threshold=SUCCESS_THRESHOLD,
     # SmolLM2-135M on 2 CPU cores: a rollout is up to 4 model calls (two searches, the answer, a spare) with
-    # prompts of ~500-700 tokens, so fewer rollouts per step than a single-call agent.
-    defaults={"steps": 6, "group_size": 4, "tasks_per_step": 4, "n_train": 64, "n_test": 16,
-              "max_new_tokens": 64, "learning_rate": 2e-5, "temperature": 1.0, "workers": 2, "top_k": 2,
-              "max_turns": 4},
+    # prompts of ~500-800 tokens (the worked example included), so fewer steps than a single-call agent; 8
+    # workers keep the CPU server's batches full. top_k / max_turns are task keys the agent reads.
+    defaults={"steps": 6, "group_size": 4, "tasks_per_step": 4, "n_train": 64, "n_test": 16, "workers": 8,
+              "max_new_tokens": 64, "temperature": 1.0, "learning_rate": 2e-5, "top_k": 2, "max_turns": 4},
 )
 
 __all__ = ["EXAMPLE"]
