@@ -87,3 +87,35 @@ def set_exact_tokens(llm: spans_pb2.LlmPayload, prompt_ids: Optional[Iterable[An
         llm.token_provenance = TokenProvenance.EXACT
     if version:
         llm.policy_version = str(version)
+
+
+_MESSAGE_MIRRORED = ("token_ids", "prompt_token_ids")
+
+
+def mirror_exact_tokens_into_messages(body: dict) -> dict:
+    """Copy the exact-token extension of a chat completion into each ``choices[i].message`` too.
+
+    Some frameworks keep only the assistant message of a completion (the OpenAI Agents SDK records
+    ``choices[0].message.model_dump()`` in its generation span), so ids placed on the choice or at the
+    top level never reach their traces. Servers that emit the extension (ours, the vLLM gateway, the
+    scripted test server) call this on non-streamed answers: the message then also carries
+    ``token_ids``, ``prompt_token_ids``, ``model_version`` and ``token_logprobs`` (one float per token).
+    """
+    version = body.get("model_version")
+    top_prompt = body.get("prompt_token_ids")
+    for choice in body.get("choices") or ():
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            continue
+        for key in _MESSAGE_MIRRORED:
+            value = choice.get(key)
+            if value is None and key == "prompt_token_ids":
+                value = top_prompt
+            if value is not None:
+                message[key] = list(value)
+        if version is not None:
+            message["model_version"] = version
+        values = logprob_values(logprob_entries(choice.get("logprobs")))
+        if values:
+            message["token_logprobs"] = values
+    return body

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
+from agentlightning.core.openai_format import mirror_exact_tokens_into_messages
+
 _PIECE = re.compile(r"\S+\s*|\s+")
 
 
@@ -130,7 +132,7 @@ def chat_completion(reply: Reply, request: dict, seq: int) -> dict:
         "model": request.get("model") or "scripted", "choices": [choice],
         "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
     }
-    return _top_extras(reply, body)
+    return mirror_exact_tokens_into_messages(_top_extras(reply, body))
 
 
 def chat_chunks(reply: Reply, request: dict, seq: int) -> Iterator[dict]:

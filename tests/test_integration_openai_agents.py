@@ -411,3 +411,18 @@ def test_tool_outcome_classification(arguments: Any, output: Any, error: Any, ex
 
     outcome, valid, _ = classify_tool(arguments, output, error)
     assert (outcome, valid) == expected
+
+
+def test_chat_completions_calls_carry_exact_tokens_too(global_tracer: Tracer, client: Any,
+                                                       lightning_server: Any) -> None:
+    """The SDK keeps only ``choices[0].message`` of a chat completion; our servers mirror the
+    exact-token extension into the message, so those calls get EXACT tokens, logprobs and version."""
+    instrument()
+    with ScriptedLLMServer(calc_script) as llm:
+        asyncio.run(Runner.run(calc_agent(llm, "chat_completions"), "What is 2 + 3?"))
+    assert global_tracer.sink.flush(10.0)
+    (root,) = read_tree(global_tracer, client, stored_rollouts(lightning_server).pop())
+    first = root.children[0].span
+    assert list(first.llm.prompt_token_ids) == [11, 12, 13] and list(first.llm.completion_token_ids) == [21, 22]
+    assert list(first.llm.completion_logprobs) == [-0.25, -0.5]
+    assert first.llm.token_provenance == TokenProvenance.EXACT and first.llm.policy_version == "v3"

@@ -138,3 +138,17 @@ def test_imports_no_framework_and_no_torch():
             " if m in sys.modules]\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_exact_tokens_are_mirrored_into_each_message():
+    from agentlightning.core.openai_format import mirror_exact_tokens_into_messages
+
+    body = {"model_version": "v7", "prompt_token_ids": [1, 2],
+            "choices": [{"message": {"role": "assistant", "content": "hi"}, "token_ids": [5, 6],
+                         "logprobs": {"content": [{"token": "h", "logprob": -0.1}, {"token": "i", "logprob": -0.2}]}},
+                        {"message": {"role": "assistant", "content": "yo"}, "token_ids": [7], "logprobs": None}]}
+    out = mirror_exact_tokens_into_messages(body)
+    first, second = (c["message"] for c in out["choices"])
+    assert first == {"role": "assistant", "content": "hi", "token_ids": [5, 6], "prompt_token_ids": [1, 2],
+                     "model_version": "v7", "token_logprobs": [-0.1, -0.2]}
+    assert second["token_ids"] == [7] and "token_logprobs" not in second

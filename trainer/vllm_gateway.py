@@ -26,6 +26,7 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional
 
+from agentlightning.core.openai_format import mirror_exact_tokens_into_messages
 from agentlightning.trainer.vllm_backend import VLLMClient, VLLMError
 
 logger = logging.getLogger("agentlightning.trainer.vllm_gateway")
@@ -180,7 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if response.status == 200:
                     answer = json.loads(data)
                     answer["model_version"] = version
-                    self._json(200, answer, {MODEL_VERSION_HEADER: version})
+                    self._json(200, mirror_exact_tokens_into_messages(answer), {MODEL_VERSION_HEADER: version})
                 else:
                     self._raw(response.status, data, response.getheader("content-type") or "application/json")
                 return

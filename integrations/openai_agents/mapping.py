@@ -179,6 +179,10 @@ def fill_exact_tokens(llm: spans_pb2.LlmPayload, source: Any, logprobs: list[flo
     prompt = extra.get("prompt_token_ids")
     if isinstance(completion, list) and completion:  # prompt ids alone are not EXACT here
         set_exact_tokens(llm, prompt if isinstance(prompt, list) else None, completion)
+    if not logprobs:  # a chat message carries them as a plain list (mirror_exact_tokens_into_messages)
+        mirrored = extra.get("token_logprobs")
+        if isinstance(mirrored, list) and isinstance(completion, list) and len(mirrored) == len(completion):
+            logprobs = mirrored
     if logprobs:
         llm.completion_logprobs.extend(logprobs)
     version = extra.get("model_version") or extra.get("policy_version")

@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional, Sequence
 
+from agentlightning.core.openai_format import mirror_exact_tokens_into_messages
 from agentlightning.trainer.serving.engine import Generation
 from agentlightning.trainer.serving.sampling import SamplingParams
 from agentlightning.trainer.serving.toolcalls import OPEN, parse_tool_calls, partial_suffix
@@ -215,9 +216,10 @@ def completion_body(job: ChatJob, gens: Sequence[Generation], tokenizer: Any, *,
         choices.append({"index": index, "message": message, "finish_reason": finish,
                         "logprobs": _logprobs(tokenizer, gen), "prompt_token_ids": list(job.prompt_ids),
                         "token_ids": list(gen.token_ids)})
-    return {"id": rid, "object": "chat.completion", "created": created, "model": model, "choices": choices,
-            "usage": _usage(job, gens), "system_fingerprint": None, "model_version": gens[0].version,
-            "prompt_token_ids": list(job.prompt_ids)}
+    return mirror_exact_tokens_into_messages({
+        "id": rid, "object": "chat.completion", "created": created, "model": model, "choices": choices,
+        "usage": _usage(job, gens), "system_fingerprint": None, "model_version": gens[0].version,
+        "prompt_token_ids": list(job.prompt_ids)})
 
 
 def completion_chunks(job: ChatJob, gens: Sequence[Generation], tokenizer: Any, *, rid: str, created: int,
