@@ -223,8 +223,9 @@ def exact(text: str, ids: list[int]) -> Reply:
     return Reply(text, tokens=[f"token_id:{i}" for i in ids], logprobs=[-0.25] * len(ids), model_version="v3")
 
 
-def sql_script(rewrite: str):
-    """Writer: a typo'd column; checker: WRONG on an error, else CORRECT; rewriter: ``rewrite``."""
+def sql_script(rewrite: str, checker_sees_errors: bool = True):
+    """Writer: a typo'd column; checker: WRONG on an error (or always CORRECT), else CORRECT;
+    rewriter: ``rewrite``."""
 
     def script(request: dict, api: str) -> Reply:
         view = RequestView(request, api)
@@ -232,7 +233,7 @@ def sql_script(rewrite: str):
             return exact("SELECT nme FROM customers WHERE city = 'Paris';", [11, 12, 13])
         if "SQL checker" in view.system:
             last = view.last.get("content") or ""
-            return exact("WRONG: the query failed" if "Error:" in last else "CORRECT", [31])
+            return exact("WRONG: the query failed" if "Error:" in last and checker_sees_errors else "CORRECT", [31])
         if "SQL rewriter" in view.system:
             return exact(f"```sql\n{rewrite};\n```", [21, 22])
         raise AssertionError(f"unexpected request: {view.system!r}")
@@ -254,16 +255,18 @@ def llm_agents(client, rollout_id: str) -> list[str]:
     return [s.agent_name for s in spans if s.kind == spans_pb2.SPAN_KIND_LLM]
 
 
-@pytest.mark.parametrize("rewrite, max_turns, reward_value, agents", [
+@pytest.mark.parametrize("rewrite, max_turns, checker_sees_errors, reward_value, agents", [
     # writer's SQL fails -> checker WRONG -> rewriter fixes it -> checker CORRECT -> end
-    (GOLD, 2, 1.0, ["writer", "checker", "rewriter", "checker"]),
+    (GOLD, 2, True, 1.0, ["writer", "checker", "rewriter", "checker"]),
+    # a checker that calls a failed query CORRECT does not stop the rewrite
+    (GOLD, 2, False, 1.0, ["writer", "checker", "rewriter", "checker"]),
     # the rewrite runs but is still wrong; no turns left, so no second check
-    ("SELECT name FROM customers", 1, 0.0, ["writer", "checker", "rewriter"]),
+    ("SELECT name FROM customers", 1, True, 0.0, ["writer", "checker", "rewriter"]),
 ])
 def test_scripted_run_trains_writer_and_rewriter_only(global_tracer, client, spider_dir, rewrite, max_turns,
-                                                     reward_value, agents):
+                                                     checker_sees_errors, reward_value, agents):
     task = dict(load_spider(spider_dir)[0], max_turns=max_turns)
-    with ScriptedLLMServer(sql_script(rewrite)) as llm:
+    with ScriptedLLMServer(sql_script(rewrite, checker_sees_errors)) as llm:
         model = SimpleNamespace(base_url=llm.base_url, api_key="dummy", model="scripted")
         (result,) = run_rollouts(client, global_tracer, [task], model)
     assert not llm.errors

@@ -34,10 +34,11 @@ EXAMPLE = Example(
     reward=reward,
     description="Text-to-SQL (Spider layout) with a LangGraph writer/checker/rewriter loop over SQLite",
     success_threshold=0.5,
-    # SmolLM2-135M on 2 CPU cores: one rewrite at most (<= 3 model calls a rollout), SQL cut at ';'
-    # (<= 96 new tokens), 16 rollouts a step.
-    defaults={"steps": 12, "group_size": 4, "tasks_per_step": 4, "n_train": 64, "n_test": 20, "workers": 4,
-              "max_turns": 1, "max_new_tokens": 96, "temperature": 1.0, "learning_rate": 2e-5},
+    # SmolLM2-135M on 2 CPU cores: one rewrite at most (<= 3 model calls a rollout, prompts ~250
+    # tokens with the schema and few-shot turns), SQL cut at ';' (<= 48 new tokens; the generated
+    # gold queries are shorter), 16 rollouts a step.
+    defaults={"steps": 8, "group_size": 4, "tasks_per_step": 4, "n_train": 64, "n_test": 16, "workers": 4,
+              "max_turns": 1, "max_new_tokens": 48, "temperature": 1.0, "learning_rate": 2e-5},
 )
 
 __all__ = ["EXAMPLE", "execution_match", "generate", "load_spider", "reward"]

@@ -9,6 +9,9 @@ calls are told apart and LightningRL can train ``writer|rewriter`` only (the che
             trace has a TOOL span per execution: OK, ERROR or TIMEOUT, which AIR credits to the
             writer/rewriter call that wrote the query); a failure becomes ``error`` in the state.
 * checker:  question + SQL + result (or error) -> ``CORRECT`` or ``WRONG`` (anything else counts as wrong).
+            A query that failed is wrong whatever the checker says: SmolLM2-135M as checker answered
+            CORRECT to all 18 probes (10 of them failed queries), so without this rule the rewriter
+            would never run, and never be trained, with a small model.
 * rewriter: question + schema + SQL + error/result + the checker's words -> new SQL, executed again.
 
 Optional task keys: ``max_turns`` (rewrites, default 1), ``temperature`` (default 1.0; the demo
@@ -26,12 +29,12 @@ import functools
 import re
 from typing import Any, Optional, TypedDict
 
-from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langgraph.graph import END, START, StateGraph
 
 from agentlightning.examples.sql.execution import QueryError, execution_match, preview, run_query
+from agentlightning.examples.sql.prompts import checker_messages, rewriter_messages, writer_messages
 from agentlightning.integrations.langchain import LightningCallbackHandler
 
 MAX_TURNS = 1
@@ -40,12 +43,6 @@ SQL_TOKENS = 96
 CHECK_TOKENS = 16
 EXACT_TOKENS: dict[str, Any] = {"logprobs": True, "include_response_headers": True,
                                 "extra_body": {"return_tokens_as_token_ids": True}}
-
-WRITER = "You are the SQL writer. Write one SQLite query that answers the question. Reply with the SQL only."
-CHECKER = ("You are the SQL checker. Does the query result answer the question? Reply CORRECT or WRONG, "
-           "then a short reason.")
-REWRITER = ("You are the SQL rewriter. The query below is wrong. Write a corrected SQLite query. "
-            "Reply with the SQL only.")
 
 
 class SQLState(TypedDict, total=False):
@@ -85,10 +82,6 @@ def parse_verdict(text: str) -> str:
     return "correct" if re.search(r"\bcorrect\b", lowered) else "wrong"
 
 
-def _outcome(state: SQLState) -> str:
-    return f"Error: {state['error']}" if state.get("error") else f"Result:\n{state.get('result', '')}"
-
-
 @tool
 def execute_sql(query: str, db_path: str) -> str:
     """Run one SQLite query (read-only) and return a preview of the rows."""
@@ -99,8 +92,7 @@ def build_graph(writer_llm: Any, checker_llm: Any, rewriter_llm: Any):
     """The compiled graph; each node is named after its role (and so are its LLM spans)."""
 
     def writer(state: SQLState) -> dict:
-        reply = writer_llm.invoke([SystemMessage(WRITER),
-                                   HumanMessage(f"{state['schema']}\n\nQuestion: {state['question']}")])
+        reply = writer_llm.invoke(writer_messages(state))
         return {"sql": extract_sql(reply.content), "turn": 0}
 
     def execute(state: SQLState) -> dict:
@@ -111,14 +103,13 @@ def build_graph(writer_llm: Any, checker_llm: Any, rewriter_llm: Any):
             return {"result": "", "error": str(exc)}
 
     def checker(state: SQLState) -> dict:
-        reply = checker_llm.invoke([SystemMessage(CHECKER), HumanMessage(
-            f"Question: {state['question']}\nSQL: {state['sql']}\n{_outcome(state)}")])
-        return {"verdict": parse_verdict(reply.content), "feedback": reply.content.strip()[:200]}
+        reply = checker_llm.invoke(checker_messages(state))
+        # A query that failed cannot answer the question, whatever the checker says.
+        verdict = "wrong" if state.get("error") else parse_verdict(reply.content)
+        return {"verdict": verdict, "feedback": reply.content.strip()[:200]}
 
     def rewriter(state: SQLState) -> dict:
-        reply = rewriter_llm.invoke([SystemMessage(REWRITER), HumanMessage(
-            f"{state['schema']}\n\nQuestion: {state['question']}\nSQL: {state['sql']}\n{_outcome(state)}\n"
-            f"Checker: {state.get('feedback', '')}")])
+        reply = rewriter_llm.invoke(rewriter_messages(state))
         return {"sql": extract_sql(reply.content), "turn": state.get("turn", 0) + 1}
 
     def after_execute(state: SQLState) -> str:
