@@ -177,7 +177,12 @@ class TrainingLoop:
             state.save(self.run_dir)
 
         traces = load_from_client(self.client, rollout_ids=ids)
-        batch = build_transitions(traces, cfg.lightningrl)
+        rl = cfg.lightningrl
+        if rl.tokenizer is None:
+            # Spans from frameworks that drop the server's token ids (langchain-openai does) are
+            # retokenized with the policy's own tokenizer and chat template, and flagged so.
+            rl = rl.with_(tokenizer=self.updater.tokenizer)
+        batch = build_transitions(traces, rl)
         result = self.updater.update(batch.transitions)
         new_version = f"v{step + 1}"
         info = self.updater.save(self.run_dir / "checkpoints" / new_version, new_version, step=step + 1,
