@@ -4,10 +4,10 @@ Kept apart from the pure functions so ``build_transitions`` never does I/O.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Sequence
 
 from agentlightning.core.lightningrl.types import RolloutTrace
-from agentlightning.v1 import rollouts_pb2, spans_pb2
+from agentlightning.v1 import rollouts_pb2, spans_pb2, traces_pb2
 
 if TYPE_CHECKING:
     from agentlightning.core.client import LightningClient
@@ -21,18 +21,63 @@ def traces_from_span_bytes(blobs: Iterable[bytes],
     Rollouts that exist only as spans (live traffic) come out with only their spans."""
     from agentlightning.core.lightningrl.transitions import paused_gc
 
-    parse = spans_pb2.Span.FromString
     by_rollout: dict[str, list[spans_pb2.Span]] = {}
     with paused_gc():
-        for data in blobs:
-            span = parse(data)
-            rollout_id = span.rollout_id
-            bucket = by_rollout.get(rollout_id)
-            if bucket is None:
-                by_rollout[rollout_id] = [span]
-            else:
-                bucket.append(span)
+        for chunk in _chunks(blobs, PARSE_CHUNK):
+            for span in parse_spans(chunk):
+                rollout_id = span.rollout_id
+                bucket = by_rollout.get(rollout_id)
+                if bucket is None:
+                    by_rollout[rollout_id] = [span]
+                else:
+                    bucket.append(span)
         return join(by_rollout, rollouts)
+
+
+# Spans parsed per container message: large enough to amortise the per-message cost, small enough
+# that the arena a span keeps alive stays small (~0.5 MB) and the joined buffer stays in cache.
+PARSE_CHUNK = 512
+_SPANS_FIELD_TAG = 0x0A  # ExportRequest.spans: field 1, length-delimited
+_prefixes: dict[int, bytes] = {}
+
+
+def _prefix(size: int) -> bytes:
+    """The tag and length varint that put one serialized span into ``ExportRequest.spans``."""
+    out = bytearray((_SPANS_FIELD_TAG,))
+    while size >= 0x80:
+        out.append((size & 0x7F) | 0x80)
+        size >>= 7
+    out.append(size)
+    return bytes(out)
+
+
+def parse_spans(blobs: list[bytes]) -> Sequence[spans_pb2.Span]:
+    """Parse many serialized spans at once, as the ``spans`` of one ``ExportRequest``.
+
+    Same messages as ``Span.FromString`` on each blob, at about half the cost: upb pays a fixed
+    price (arena, message object) per parse call, which one call for the whole chunk pays once."""
+    parts: list[bytes] = [b""] * (2 * len(blobs))
+    get = _prefixes.get
+    sizes = [len(b) for b in blobs]
+    prefixes = [get(n) or _prefixes.setdefault(n, _prefix(n)) for n in sizes]
+    parts[0::2] = prefixes
+    parts[1::2] = blobs
+    return traces_pb2.ExportRequest.FromString(b"".join(parts)).spans
+
+
+def _chunks(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    if isinstance(items, list):
+        for start in range(0, len(items), size):
+            yield items[start:start + size]
+        return
+    chunk: list[bytes] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def join(spans_by_rollout: dict[str, list[spans_pb2.Span]],
