@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Optional
+from typing import Optional, Union
 
+from agentlightning.core.store.base import SpanRecord
 from agentlightning.v1 import spans_pb2
 
 MIN_TIME_NS = 946_684_800 * 10**9     # 2000-01-01
@@ -17,7 +18,7 @@ MAX_ATTRIBUTES = 10_000
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f]")
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
-_KINDS = frozenset(spans_pb2.SpanKind.values())
+_STORABLE_KINDS = frozenset(spans_pb2.SpanKind.values()) - {spans_pb2.SPAN_KIND_UNSPECIFIED}
 _OUTCOMES = frozenset(spans_pb2.ToolOutcome.values())
 _SOURCES = frozenset(spans_pb2.RewardSource.values())
 _STATUS_CODES = frozenset(spans_pb2.StatusCode.values())
@@ -64,6 +65,16 @@ def check_id(value: str, field: str, required: bool) -> Optional[str]:
 
 def validate_span(span: spans_pb2.Span) -> Optional[str]:
     """None when the span may be stored, else a reason naming the offending field."""
+    checked = validated_record(span, b"")
+    return checked if isinstance(checked, str) else None
+
+
+def validated_record(span: spans_pb2.Span, data: bytes) -> Union[SpanRecord, str]:
+    """The span's store record (``data``: its serialized bytes), or a reason naming the offending field.
+
+    One pass that reads each protobuf field once: the ingest hot path (validation and record building
+    used to read the identity fields twice, and every read crosses into the protobuf runtime).
+    """
     trace_id, span_id = span.trace_id, span.span_id
     if len(trace_id) != 16 or trace_id == _ZERO_TRACE_ID:
         return f"trace_id must be 16 non-zero bytes (got {len(trace_id)} bytes)"
@@ -84,9 +95,9 @@ def validate_span(span: spans_pb2.Span) -> Optional[str]:
     if len(span.name) > MAX_NAME_CHARS or len(span.agent_name) > MAX_NAME_CHARS:
         return f"name or agent_name longer than {MAX_NAME_CHARS} characters"
     kind = span.kind
-    if kind not in _KINDS or kind == spans_pb2.SPAN_KIND_UNSPECIFIED:
+    if kind not in _STORABLE_KINDS:
         return f"kind {kind} is not a known SpanKind"
-    if span.schema_version not in (spans_pb2.SCHEMA_VERSION_1,):
+    if span.schema_version != spans_pb2.SCHEMA_VERSION_1:
         return f"schema_version {span.schema_version} is not supported (this server reads 1)"
     start, end = span.start_time_unix_nano, span.end_time_unix_nano
     if not MIN_TIME_NS <= start <= MAX_TIME_NS:
@@ -98,19 +109,25 @@ def validate_span(span: spans_pb2.Span) -> Optional[str]:
     if span.status.code not in _STATUS_CODES:
         return f"status.code {span.status.code} is not a known StatusCode"
     payload = span.WhichOneof("payload")
-    if payload is not None and _PAYLOAD_KIND[payload] != kind:
+    if payload is not None:
+        problem = _payload_problem(span, payload, kind)
+        if problem:
+            return problem
+    elif kind == spans_pb2.SPAN_KIND_REWARD:
+        return "a REWARD span needs a reward payload"
+    if span.attributes:
+        budget = [MAX_ATTRIBUTES]
+        for value in span.attributes.values():
+            problem = _attribute_problem(value, 1, budget)
+            if problem:
+                return problem
+    return SpanRecord(trace_id, span_id, rollout_id, attempt_id, kind, start, producer_id, span.sequence, data)
+
+
+def _payload_problem(span: spans_pb2.Span, payload: str, kind: int) -> Optional[str]:
+    if _PAYLOAD_KIND[payload] != kind:
         return f"payload '{payload}' does not match kind {spans_pb2.SpanKind.Name(kind)}"
-    if kind == spans_pb2.SPAN_KIND_REWARD:
-        if payload != "reward":
-            return "a REWARD span needs a reward payload"
-        if not math.isfinite(span.reward.value):
-            return f"reward.value must be finite (got {span.reward.value})"
-        if span.reward.source not in _SOURCES:
-            return f"reward.source {span.reward.source} is not a known RewardSource"
-    elif payload == "tool":
-        if span.tool.outcome not in _OUTCOMES:
-            return f"tool.outcome {span.tool.outcome} is not a known ToolOutcome"
-    elif payload == "llm":
+    if payload == "llm":
         llm = span.llm
         if llm.token_provenance not in _PROVENANCE:
             return f"llm.token_provenance {llm.token_provenance} is not a known TokenProvenance"
@@ -125,10 +142,12 @@ def validate_span(span: spans_pb2.Span) -> Optional[str]:
         prompt_ids = llm.prompt_token_ids
         if (prompt_ids and min(prompt_ids) < 0) or (completion_ids and min(completion_ids) < 0):
             return "llm token ids must be non-negative"
-    if span.attributes:
-        budget = [MAX_ATTRIBUTES]
-        for value in span.attributes.values():
-            problem = _attribute_problem(value, 1, budget)
-            if problem:
-                return problem
+    elif payload == "reward":
+        if not math.isfinite(span.reward.value):
+            return f"reward.value must be finite (got {span.reward.value})"
+        if span.reward.source not in _SOURCES:
+            return f"reward.source {span.reward.source} is not a known RewardSource"
+    elif payload == "tool":
+        if span.tool.outcome not in _OUTCOMES:
+            return f"tool.outcome {span.tool.outcome} is not a known ToolOutcome"
     return None

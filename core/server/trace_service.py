@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Optional, Sequence
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -9,7 +10,7 @@ from google.protobuf.message import DecodeError
 from agentlightning.core.auth import current_principal
 from agentlightning.core.server.group_commit import GroupCommitter
 from agentlightning.core.store import SpanRecord, Store, StoreUnavailable
-from agentlightning.core.validation import validate_span
+from agentlightning.core.validation import validated_record
 from agentlightning.core.wire import WireError, split_export_request
 from agentlightning.v1 import spans_pb2, traces_pb2
 
@@ -17,6 +18,18 @@ logger = logging.getLogger("agentlightning.server")
 
 REJECTED = traces_pb2.SPAN_RESULT_CODE_REJECTED
 DUPLICATE = traces_pb2.SPAN_RESULT_CODE_DUPLICATE
+
+
+def _parse_spans(raw: bytes, chunks: list[bytes]) -> Sequence[Optional[spans_pb2.Span]]:
+    """Every span of the request from one parse (cheaper than one parse per span); where the request
+    does not parse as a whole, ``None`` per span, so each is parsed alone and only bad ones rejected."""
+    try:
+        spans = traces_pb2.ExportRequest.FromString(raw).spans
+    except (DecodeError, ValueError):
+        return [None] * len(chunks)
+    if len(spans) != len(chunks):  # cannot happen for well-formed framing; never trust a mismatch
+        return [None] * len(chunks)
+    return spans
 
 
 class TraceService:
@@ -36,18 +49,20 @@ class TraceService:
         response = traces_pb2.ExportResponse()
         records: list[SpanRecord] = []
         positions: list[int] = []
-        for index, chunk in enumerate(chunks):
-            try:
-                span = spans_pb2.Span.FromString(chunk)
-            except (DecodeError, ValueError) as exc:
-                response.results.add(index=index, code=REJECTED, reason=f"span {index}: not a valid Span message ({exc})")
-                continue
-            problem = validate_span(span)
-            if problem:
+        for index, (chunk, span) in enumerate(zip(chunks, _parse_spans(raw, chunks))):
+            if span is None:
+                try:
+                    span = spans_pb2.Span.FromString(chunk)
+                except (DecodeError, ValueError) as exc:
+                    response.results.add(index=index, code=REJECTED,
+                                         reason=f"span {index}: not a valid Span message ({exc})")
+                    continue
+            checked = validated_record(span, chunk)
+            if isinstance(checked, str):
                 response.results.add(index=index, span_id=span.span_id, code=REJECTED,
-                                     reason=f"span {index} ({span.span_id.hex() or 'no id'}): {problem}")
+                                     reason=f"span {index} ({span.span_id.hex() or 'no id'}): {checked}")
                 continue
-            records.append(SpanRecord.from_span(span, chunk))
+            records.append(checked)
             positions.append(index)
         if self.require_ownership and records:
             records, positions = self._check_ownership(records, positions, response)
@@ -57,12 +72,16 @@ class TraceService:
             logger.error("store unavailable: %s", exc)
             context.abort(grpc.StatusCode.UNAVAILABLE, f"store unavailable, retry later: {exc}")
         response.rejected = len(response.results)
-        for index, record, new in zip(positions, records, inserted):
-            if new:
-                response.accepted += 1
-            else:
-                response.duplicates += 1
-                response.results.add(index=index, span_id=record.span_id, code=DUPLICATE, reason="already stored")
+        if all(inserted):
+            response.accepted = len(records)
+        else:
+            for index, record, new in zip(positions, records, inserted):
+                if new:
+                    response.accepted += 1
+                else:
+                    response.duplicates += 1
+                    response.results.add(index=index, span_id=record.span_id, code=DUPLICATE,
+                                         reason="already stored")
         if response.rejected:
             logger.info("export: %d accepted, %d duplicate, %d rejected", response.accepted,
                         response.duplicates, response.rejected)

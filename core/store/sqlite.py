@@ -20,6 +20,7 @@ from agentlightning.core.store.base import (
     StoreError,
     StoreUnavailable,
 )
+from agentlightning.core.store.sqlite_spans import insert_all_new, insert_one_by_one, max_chunk_rows
 from agentlightning.v1 import resources_pb2, rollouts_pb2, spans_pb2
 
 SCHEMA = """
@@ -85,11 +86,6 @@ CREATE TABLE IF NOT EXISTS resources (
 );
 """
 
-_SPAN_INSERT = (
-    "INSERT OR IGNORE INTO spans(trace_id, span_id, rollout_id, attempt_id, kind, start_ns,"
-    " producer_id, seq, data) VALUES (?,?,?,?,?,?,?,?,?)"
-)
-_INT64 = 1 << 63  # the index column `seq` is signed; the span bytes keep the exact uint64
 _ROLLOUT_COLUMNS = (
     "rollout_id, task_id, group_id, input_json, metadata_json, mode, status, max_attempts,"
     " heartbeat_timeout_s, attempt_count, current_attempt_id, has_final_reward, final_reward, error,"
@@ -119,6 +115,7 @@ class SqliteStore(Store):
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._writer = self._connect()
+        self._chunk_rows = max_chunk_rows(self._writer)
         with self._write_lock:
             self._writer.executescript(SCHEMA)
 
@@ -182,21 +179,13 @@ class SqliteStore(Store):
     def insert_spans(self, records: Sequence[SpanRecord]) -> list[bool]:
         if not records:
             return []
-        rows = records  # SpanRecord is a tuple in column order
-        if any(r[7] >= _INT64 for r in rows):  # uint64 sequence past SQLite's int64: store it wrapped
-            rows = [r._replace(sequence=r[7] - (1 << 64)) if r[7] >= _INT64 else r for r in rows]
         with self._transaction() as conn:
-            before = conn.total_changes
-            conn.executemany(_SPAN_INSERT, rows)
-            if conn.total_changes - before == len(rows):
-                return [True] * len(rows)  # the common case: no duplicates
+            if insert_all_new(conn, records, self._chunk_rows):
+                return [True] * len(records)  # the common case: no duplicates
             # Some were duplicates: redo row by row (inside the same transaction) to learn which.
             conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
-            result = []
-            for row in rows:
-                result.append(conn.execute(_SPAN_INSERT, row).rowcount == 1)
-            return result
+            return insert_one_by_one(conn, records)
 
     def get_spans(self, rollout_id: str, attempt_id: str = "") -> list[spans_pb2.Span]:
         if attempt_id:
