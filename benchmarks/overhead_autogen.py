@@ -36,11 +36,10 @@ from opentelemetry import trace
 from agentlightning.core.tracer import Tracer
 from agentlightning.integrations import autogen as autogen_integration
 from agentlightning.integrations.autogen import instrument, uninstrument
-from agentlightning.testing.scripted_llm import Reply, RequestView, ScriptedLLMServer, ToolCall
 
-from overhead import HookTimer, Measurement, interleaved, lightning_exporter
+from overhead_harness import HookTimer, Measurement, Setup, interleaved, lightning_exporter, settle_all
+from overhead_scripts import AUTOGEN_ANSWER as ANSWER
 
-ANSWER = "2 + 3 = 5, and the other tool failed."
 MODEL_INFO = {"vision": False, "function_calling": True, "json_output": False, "family": "unknown",
               "structured_output": False}
 _RECORD_KIND = {"LLMCallEvent": "llm_call", "LLMStreamStartEvent": "llm_call", "LLMStreamEndEvent": "llm_call",
@@ -59,15 +58,6 @@ def add(a: int, b: int) -> int:
 def explode(reason: str) -> str:
     """A tool that always fails."""
     raise RuntimeError(reason)
-
-
-def _script(request: dict, api: str) -> Reply:
-    done = len(RequestView(request, api).tool_results)
-    if done == 0:
-        return Reply(tool_calls=[ToolCall("add", '{"a": 2, "b": 3}')], prompt_tokens=40, completion_tokens=12)
-    if done == 1:
-        return Reply(tool_calls=[ToolCall("explode", '{"reason": "x"}')], prompt_tokens=60, completion_tokens=12)
-    return Reply(ANSWER, prompt_tokens=80, completion_tokens=14)
 
 
 class _Totals:
@@ -114,19 +104,20 @@ def _time_hooks(totals: _Totals, recorder: Any) -> None:
         _SPAN_KIND.get((span.attributes or {}).get("gen_ai.operation.name"))))
 
 
-def measure(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None, streaming: bool = False) -> Measurement:
+def measure(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None, setup: Setup = Setup(),
+            streaming: bool = False) -> Measurement:
     totals = _Totals()
     per_run: dict[str, list[int]] = defaultdict(list)
     per_run_cpu: dict[str, list[int]] = defaultdict(list)
     events = {"llm_call": 3, "tool_call": 2, "agent": 1, "llm_call: our hooks only": 3,
               "tool_call: our hooks only": 2}
-    with lightning_exporter(workdir) as exporter, ScriptedLLMServer(_script) as llm_server:
+    with lightning_exporter(workdir) as exporter, setup.model("autogen") as base_url:
         tracer = Tracer(exporter)
         recorder = instrument(tracer)
         _time_hooks(totals, recorder)
         loop = asyncio.new_event_loop()
         extra = {"stream_options": {"include_usage": True}} if streaming else {}
-        client = OpenAIChatCompletionClient(model="scripted", base_url=llm_server.base_url, api_key="dummy",
+        client = OpenAIChatCompletionClient(model="scripted", base_url=base_url, api_key="dummy",
                                             model_info=MODEL_INFO, max_retries=0, **extra)
 
         def run_once() -> None:
@@ -155,7 +146,7 @@ def measure(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None, stre
             uninstrument()
             run_once()
 
-        walls = interleaved(with_integration, without, runs, warmup, gate)
+        arms = interleaved(with_integration, without, runs, warmup, gate, settle=settle_all(exporter))
         uninstrument()
         loop.run_until_complete(client.close())
         loop.close()
@@ -164,11 +155,12 @@ def measure(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None, stre
     return Measurement(
         framework="autogen" + ("_streaming" if streaming else ""), runs=runs, hook_ns=dict(per_run),
         hook_cpu_ns=dict(per_run_cpu),
-        wall_s=walls, events_per_run={"llm_call": 3, "tool_call": 2},
+        arms=arms, events_per_run={"llm_call": 3, "tool_call": 2},
         notes={"recorder_errors": recorder.errors, "recorder_dropped": recorder.dropped,
                "exporter": {"submitted": stats.submitted, "acked": stats.acked, "dropped": stats.dropped}})
 
 
-def measure_streaming(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None) -> Measurement:
+def measure_streaming(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None,
+                      setup: Setup = Setup()) -> Measurement:
     """Same agent with ``model_client_stream=True``: an LLM call is a stream start and a stream end record."""
-    return measure(runs, warmup, workdir, streaming=True)
+    return measure(runs, warmup, workdir, setup, streaming=True)

@@ -5,7 +5,9 @@ thread), so the agent's thread pays our handlers' time only as GIL time, plus th
 streaming. Hook time is measured where it is spent: every handler of the listener is wrapped and its
 time summed per event (one LLM call = started + chunks + completed, keyed by CrewAI's ``call_id``; one
 tool call = started + finished/error). The listener exports through a real exporter to a real Lightning
-server. End to end, runs with the listener registered and without are interleaved.
+server. End to end, runs with the listener registered and without are interleaved; CrewAI already
+runs its own handlers for every event we listen to on the same pool, so the pool hand-off is not ours,
+only our handlers' time there ("CPU, framework's other threads" in the report).
 
 A pool thread wakes cold for every event (caches taken by the agent and, on a shared machine, by other
 processes), which multiplies the live figures. The replay separates the work itself: the
@@ -36,9 +38,9 @@ from crewai.tools import tool  # noqa: E402
 
 from agentlightning.core.tracer import Tracer  # noqa: E402
 from agentlightning.integrations.crewai.listener import AgentLightningListener  # noqa: E402
-from agentlightning.testing.scripted_llm import ScriptedLLMServer, route_by_system, tool_then_answer  # noqa: E402
 
-from overhead import HookTimer, Measurement, calibrate, lightning_exporter  # noqa: E402
+from overhead_harness import HookTimer, Measurement, Setup, interleaved, lightning_exporter, settle_all  # noqa: E402
+from overhead_scripts import CREWAI_ANSWER as ANSWER  # noqa: E402
 
 logging.getLogger("crewai").setLevel(logging.ERROR)  # its per-call token-estimate warning is not ours
 
@@ -62,7 +64,6 @@ _HOOKS = {
     "_on_scope_start": ("other scope (pass-through)", _START_KEY, False),
     "_on_scope_close": ("other scope (pass-through)", _END_KEY, True),
 }
-ANSWER = "Division by zero is undefined."
 
 
 @tool("add")
@@ -75,14 +76,6 @@ def add(a: int, b: int) -> int:
 def divide(a: int, b: int) -> float:
     """Divide a by b."""
     return a / b
-
-
-def _script() -> Any:
-    return route_by_system({
-        "Mathematician": tool_then_answer("add", '{"a": 2, "b": 3}', "The sum is 5.",
-                                          prompt_tokens=40, completion_tokens=12),
-        "Divider": tool_then_answer("divide", '{"a": 1, "b": 0}', ANSWER, prompt_tokens=60, completion_tokens=14),
-    })
 
 
 def _crew(base_url: str, stream: bool) -> Crew:
@@ -159,46 +152,43 @@ def replayed(exporter: Any, base_url: str, stream: bool, repeats: int = 200) -> 
     return dict(samples)
 
 
-def measure(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None, stream: bool = False) -> Measurement:
+def measure(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None, setup: Setup = Setup(),
+            stream: bool = False) -> Measurement:
     timer = HookTimer()
-    walls: dict[str, list[float]] = {"with": [], "without": [], "calibration": []}
-    with lightning_exporter(workdir) as exporter, ScriptedLLMServer(_script()) as llm_server:
+    with lightning_exporter(workdir) as exporter, setup.model("crewai") as base_url:
         listener = timed_listener(Tracer(exporter), timer)
+        crew: list[Crew] = []
+
+        def prepare(mode: str) -> None:
+            """Untimed: (un)register the listener, build a fresh crew."""
+            if mode == "with" and not listener._registered:
+                listener.setup_listeners(crewai_event_bus)
+            elif mode == "without" and listener._registered:
+                listener.close()
+            crew[:] = [_crew(base_url, stream)]
+
+        def run() -> None:
+            output = crew[0].kickoff()
+            crewai_event_bus.flush()  # kickoff flushes before its last event; wait for that one's handlers too
+            assert ANSWER in str(output), output
+
         try:
-            for i in range(warmup + runs):
-                timer.recording = i >= warmup
-                order = ["with", "without"] if i % 2 == 0 else ["without", "with"]
-                for mode in order:
-                    # (un)registering and building the crew stay outside the timed region
-                    if mode == "with" and not listener._registered:
-                        listener.setup_listeners(crewai_event_bus)
-                    elif mode == "without" and listener._registered:
-                        listener.close()
-                    crew = _crew(llm_server.base_url, stream)
-                    started = time.perf_counter()
-                    output = crew.kickoff()
-                    crewai_event_bus.flush()  # our pool handlers finish inside the timed run
-                    elapsed = time.perf_counter() - started
-                    assert ANSWER in str(output), output
-                    if i >= warmup:
-                        walls[mode].append(elapsed)
-                if i >= warmup:
-                    walls["calibration"].append(calibrate())
+            arms = interleaved(run, run, runs, warmup, timer, settle=settle_all(exporter), prepare=prepare)
         finally:
-            timer.recording = False
             listener.close()
-        hot = replayed(exporter, llm_server.base_url, stream)
+        hot = replayed(exporter, base_url, stream)
         exporter.flush(30.0)
         stats = exporter.stats()
     return Measurement(
         framework="crewai" + ("_streaming" if stream else ""), runs=runs, hook_ns=dict(timer.samples),
-        wall_s=walls, events_per_run={"llm_call": 4, "tool_call": 2},
+        arms=arms, events_per_run={"llm_call": 4, "tool_call": 2},
         hook_cpu_ns=dict(timer.cpu_samples),
         notes={"replayed_hot_median_us": {k: round(statistics.median(v) / 1000, 1) for k, v in hot.items()},
                "listener_errors": listener.linker.errors, "spans_left_open": listener.linker.pending(),
                "exporter": {"submitted": stats.submitted, "acked": stats.acked, "dropped": stats.dropped}})
 
 
-def measure_streaming(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None) -> Measurement:
+def measure_streaming(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None,
+                      setup: Setup = Setup()) -> Measurement:
     """Same crew with ``stream=True``: the chunk handler runs inline on the agent's thread."""
-    return measure(runs, warmup, workdir, stream=True)
+    return measure(runs, warmup, workdir, setup, stream=True)

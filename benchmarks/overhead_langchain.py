@@ -23,9 +23,9 @@ from agentlightning.core import context as ctx
 from agentlightning.core.deferred import drain_all
 from agentlightning.core.tracer import Tracer
 from agentlightning.integrations.langchain import LightningCallbackHandler
-from agentlightning.testing.scripted_llm import Reply, RequestView, ScriptedLLMServer, ToolCall
 
-from overhead import HookTimer, Measurement, interleaved, lightning_exporter
+from overhead_harness import HookTimer, Measurement, Setup, interleaved, lightning_exporter, settle_all
+from overhead_scripts import LANGCHAIN_ANSWER as ANSWER
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -37,7 +37,6 @@ _KIND = {"on_chat_model_start": "llm_call", "on_llm_start": "llm_call", "on_llm_
          "on_chain_start": "chain (incl. folded plumbing)", "on_chain_end": "chain (incl. folded plumbing)",
          "on_chain_error": "chain (incl. folded plumbing)"}
 _FINAL = ("_end", "_error")
-ANSWER = "2 + 3 = 5, and 1 / 0 is undefined."
 
 
 @tool
@@ -50,15 +49,6 @@ def add(a: int, b: int) -> int:
 def divide(a: int, b: int) -> float:
     """Divide a by b."""
     return a / b
-
-
-def _script(request: dict, api: str) -> Reply:
-    done = len(RequestView(request, api).tool_results)
-    if done == 0:
-        return Reply(tool_calls=[ToolCall("add", '{"a": 2, "b": 3}')], prompt_tokens=40, completion_tokens=12)
-    if done == 1:
-        return Reply(tool_calls=[ToolCall("divide", '{"a": 1, "b": 0}')], prompt_tokens=60, completion_tokens=12)
-    return Reply(ANSWER, prompt_tokens=80, completion_tokens=14)
 
 
 class NoopHandler(BaseCallbackHandler):
@@ -110,12 +100,12 @@ def timed_handler(handler: LightningCallbackHandler, timer: HookTimer) -> Lightn
     return handler
 
 
-def measure(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None, streaming: bool = False,
-            chains: str = "graph", replay_rounds: int = 200) -> Measurement:
+def measure(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None, setup: Setup = Setup(),
+            streaming: bool = False, chains: str = "graph", replay_rounds: int = 200) -> Measurement:
     """Runs happen inside one rollout context (as under a runner), so no run pays for creating one."""
     timer = HookTimer()
-    with lightning_exporter(workdir) as exporter, ScriptedLLMServer(_script) as llm_server:
-        llm = ChatOpenAI(model="scripted", base_url=llm_server.base_url, api_key="dummy", max_retries=0,
+    with lightning_exporter(workdir) as exporter, setup.model("langchain") as base_url:
+        llm = ChatOpenAI(model="scripted", base_url=base_url, api_key="dummy", max_retries=0,
                          streaming=streaming, stream_usage=streaming)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -137,7 +127,8 @@ def measure(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None, stre
         def with_noop() -> None:
             assert agent.invoke(inputs, config={"callbacks": [noop]})["messages"][-1].content == ANSWER
 
-        walls = interleaved(with_handler, without, runs, warmup, timer, extra={"noop": with_noop})
+        arms = interleaved(with_handler, without, runs, warmup, timer, extra={"noop": with_noop},
+                           settle=settle_all(exporter))
         recorder = Recorder()
         agent.invoke(inputs, config={"callbacks": [recorder]})
         hot = replay_hot(recorder.events, Tracer(exporter), chains, replay_rounds)
@@ -148,16 +139,18 @@ def measure(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None, stre
         framework="langchain" + ("_streaming" if streaming else "") + ("" if chains == "graph" else f"_chains_{chains}"),
         runs=runs, hook_ns=dict(timer.samples),
         hook_cpu_ns=dict(timer.cpu_samples),
-        wall_s=walls, events_per_run={"llm_call": 3, "tool_call": 2},
+        arms=arms, events_per_run={"llm_call": 3, "tool_call": 2},
         notes={"handler_errors": handler.errors - errors_before, "replayed_hot_median_us": hot,
                "exporter": {"submitted": stats.submitted, "acked": stats.acked, "dropped": stats.dropped}})
 
 
-def measure_streaming(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None) -> Measurement:
+def measure_streaming(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None,
+                      setup: Setup = Setup()) -> Measurement:
     """Same agent with ``streaming=True``: adds the per-token callback to each LLM call's cost."""
-    return measure(runs, warmup, workdir, streaming=True)
+    return measure(runs, warmup, workdir, setup, streaming=True)
 
 
-def measure_no_chains(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None) -> Measurement:
+def measure_no_chains(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None,
+                      setup: Setup = Setup()) -> Measurement:
     """``chains="none"``: LangChain sends us no chain events (flat tree under the rollout)."""
-    return measure(runs, warmup, workdir, chains="none")
+    return measure(runs, warmup, workdir, setup, chains="none")

@@ -5,13 +5,11 @@ is time added to the agent's thread. Every hook is timed and a span's start + en
 span id (one LLM call = the ``response`` span's start + end; one tool call = the ``function`` span's).
 The processor hands span creation and payload mapping to its background finisher (the default), so
 those rows are the hand-over cost; the work itself is reported in ``background ...`` rows (CPU moved off
-the agent's thread, not removed), and the trace's end waits for it (``trace (incl. drain)``, once a run).
-``inline ...`` rows: the same runs with ``defer=False`` (everything on the agent's thread).
-``@10ms ...`` rows: the default again with 10 ms of model latency, as with any real model server, where
-the background work overlaps the wait and the end-of-run drain shrinks.
-Spans go through a real exporter to a real Lightning server.
+the agent's thread, not removed), and the trace's end waits for what is left (``trace (incl. drain)``,
+once a run). ``measure_inline`` runs the same agent with ``defer=False`` (everything on the agent's
+thread). Spans go through a real exporter to a real Lightning server.
 
-    python benchmarks/overhead.py openai_agents --runs 100
+    python benchmarks/overhead.py openai_agents openai_agents_inline --runs 100
 """
 from __future__ import annotations
 
@@ -30,13 +28,12 @@ from openai import AsyncOpenAI
 
 from agentlightning.core.tracer import Tracer
 from agentlightning.integrations.openai_agents import LightningTracingProcessor
-from agentlightning.testing.scripted_llm import Reply, RequestView, ScriptedLLMServer, ToolCall
 
-from overhead import Measurement, interleaved, lightning_exporter
+from overhead_harness import Measurement, Setup, interleaved, lightning_exporter, settle_all
+from overhead_scripts import OPENAI_AGENTS_ANSWER as ANSWER
 
 _EVENT = {"response": "llm_call", "generation": "llm_call", "function": "tool_call", "agent": "agent span",
           "turn": "turn (folded)", "task": "task (folded)"}
-ANSWER = "2 + 3 = 5"
 
 
 @function_tool
@@ -49,18 +46,6 @@ def add(a: int, b: int) -> int:
 def explode(reason: str) -> str:
     """A tool that always fails."""
     raise RuntimeError(reason)
-
-
-LATENCY_S = [0.0]  # model latency the scripted server adds to every reply
-
-
-def _script(request: dict, api: str) -> Reply:
-    if RequestView(request, api).last_is_tool_result:
-        return Reply(ANSWER, prompt_tokens=80, completion_tokens=14, delay_s=LATENCY_S[0])
-    return Reply(tool_calls=[ToolCall("add", '{"a": 2, "b": 3}'), ToolCall("explode", '{"reason": "x"}'),
-                             ToolCall("add", '{"a": 1,')], prompt_tokens=40, completion_tokens=12,
-                 prompt_token_ids=list(range(40)), token_ids=list(range(12)), logprobs=[-0.1] * 12,
-                 delay_s=LATENCY_S[0])
 
 
 class TimedProcessor(TracingProcessor):
@@ -121,44 +106,37 @@ class TimedProcessor(TracingProcessor):
         self.inner.force_flush()
 
 
-def measure(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None) -> Measurement:
-    m = Measurement("openai_agents", runs, events_per_run={"llm_call": 2, "tool_call": 3})
-    with lightning_exporter(workdir) as exporter, ScriptedLLMServer(_script) as llm:
-        client = AsyncOpenAI(base_url=llm.base_url, api_key="dummy", max_retries=0)
+def measure(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None, setup: Setup = Setup(),
+            defer: bool = True) -> Measurement:
+    m = Measurement("openai_agents" + ("" if defer else "_inline"), runs,
+                    events_per_run={"llm_call": 2, "tool_call": 3})
+    with lightning_exporter(workdir) as exporter, setup.model("openai_agents") as base_url:
+        client = AsyncOpenAI(base_url=base_url, api_key="dummy", max_retries=0)
         agent = Agent(name="calc", instructions="Use the tools.", tools=[add, explode],
                       model=OpenAIResponsesModel(model="scripted", openai_client=client),
                       model_settings=ModelSettings(include_usage=True))
-        deferred = TimedProcessor(LightningTracingProcessor(Tracer(exporter)))
-        inline = TimedProcessor(LightningTracingProcessor(Tracer(exporter), defer=False), prefix="inline ")
-        slow = TimedProcessor(LightningTracingProcessor(Tracer(exporter)), prefix="@10ms ")
+        processor = TimedProcessor(LightningTracingProcessor(Tracer(exporter), defer=defer))
         loop = asyncio.new_event_loop()
 
         def run(processors: list) -> None:
             set_trace_processors(processors)
             assert loop.run_until_complete(Runner.run(agent, "What is 2 + 3?")).final_output == ANSWER
 
-        def repeat(timed: TimedProcessor, n: int) -> None:
-            for i in range(warmup + n):
-                timed.recording = i >= warmup
-                run([timed])
-            timed.recording = False
-
         try:
-            # Hook times and the with/without cross-check for the default (deferred) processor...
-            walls = interleaved(lambda: run([deferred]), lambda: run([]), runs, warmup, timer=deferred)
-            repeat(inline, runs)  # ...everything on the agent's thread, for comparison...
-            LATENCY_S[0] = 0.01
-            repeat(slow, max(10, runs // 3))  # ...and the default with a model that takes 10 ms to answer.
+            m.arms = interleaved(lambda: run([processor]), lambda: run([]), runs, warmup, timer=processor,
+                                 settle=settle_all(exporter))
         finally:
-            LATENCY_S[0] = 0.0
             set_trace_processors([])
             loop.close()
-        m.wall_s = walls
-        keep = [deferred, inline, slow]
-        m.hook_ns = {k: v for t in keep for k, v in t.samples.items() if not k.startswith("@10ms background")}
-        m.hook_cpu_ns = {k: v for t in keep for k, v in t.cpu_samples.items() if k in m.hook_ns}
+        m.hook_ns, m.hook_cpu_ns = dict(processor.samples), dict(processor.cpu_samples)
         stats = exporter.stats()
         m.notes = {"exporter": {"submitted": stats.submitted, "dropped": stats.dropped},
-                   "processor_errors": deferred.inner.errors + inline.inner.errors + slow.inner.errors,
+                   "processor_errors": processor.inner.errors,
                    "agent": "1 agent, Responses API; per run: 2 LLM calls, 3 tool calls (ok, raises, invalid JSON)"}
     return m
+
+
+def measure_inline(runs: int = 60, warmup: int = 5, workdir: Optional[str] = None, setup: Setup = Setup()
+                   ) -> Measurement:
+    """``defer=False``: every span created and mapped on the agent's thread."""
+    return measure(runs, warmup, workdir, setup, defer=False)
