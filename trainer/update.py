@@ -149,15 +149,16 @@ class PolicyUpdater:
     def __init__(self, model: Union[str, os.PathLike, Any], config: Optional[UpdateConfig] = None,
                  tokenizer: Any = None, output_dir: Union[str, os.PathLike] = "agentlightning-trainer") -> None:
         from datasets import Dataset
-        from transformers import AutoTokenizer
         from trl import GRPOConfig
+
+        from agentlightning.trainer.models import load_tokenizer
 
         self.config = config or UpdateConfig()
         self.device = self.config.resolve_device()
         policy = load_model(model, self.device)
         self.base_model = str(getattr(policy.config, "_name_or_path", "") or "")
         if tokenizer is None:
-            tokenizer = AutoTokenizer.from_pretrained(self.base_model)
+            tokenizer = load_tokenizer(self.base_model)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.tokenizer = tokenizer

@@ -246,9 +246,12 @@ def completion_chunks(job: ChatJob, gens: Sequence[Generation], tokenizer: Any, 
     for index, gen in enumerate(gens):
         if index:
             yield chunk(index, {"role": "assistant", "content": ""})
-        sent = 0
+        sent = consumed = 0
         for _ in itertools.chain(early if index == 0 else [], streams[index]):
-            text = tokenizer.decode(gen.token_ids, skip_special_tokens=True)
+            # Decode only the tokens taken off the stream so far: the engine may already have appended
+            # more, and reading them all would fold a lagging stream into one chunk.
+            consumed += 1
+            text = tokenizer.decode(gen.token_ids[:consumed], skip_special_tokens=True)
             safe = _safe_length(text, gen.params.stop, bool(job.tools))
             if safe > sent:
                 yield chunk(index, {"content": text[sent:safe]})

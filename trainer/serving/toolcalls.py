@@ -95,8 +95,8 @@ def _loads(text: str) -> Any:
         pass
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        return None
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None  # TypeError: e.g. ``{{"a": 1}}`` is a set of a dict to Python
 
 
 def partial_suffix(text: str, marker: str) -> int:
