@@ -48,12 +48,11 @@ class AirSignal:
     detail: str   # which tool / call / why, for people reading the breakdown
 
 
-def _outcome_signal(tool: spans_pb2.Span) -> Optional[str]:
-    payload = tool.tool
+def _outcome_signal(span: spans_pb2.Span, payload: spans_pb2.ToolPayload) -> Optional[str]:
     outcome = payload.outcome
     if outcome:
         return _OUTCOME_SIGNAL.get(outcome)
-    code = tool.status.code  # outcome not filled in by the integration: fall back to the status
+    code = span.status.code  # outcome not filled in by the integration: fall back to the status
     if code == _STATUS_ERROR:
         return "tool_error"
     if code == _STATUS_OK:
@@ -80,11 +79,24 @@ def check_arguments(arguments: str, schema_text: str) -> tuple[str, str]:
     return "args_valid", ""
 
 
-_loads = json.loads
+_scan_once = json.JSONDecoder().scan_once
 
 
-def _json_output(llm: spans_pb2.LlmPayload) -> tuple[str, str]:
-    fmt = llm.response_format
+def _loads(text: str) -> object:
+    """``json.loads(text)``, without its two Python-level frames when ``text`` is exactly one JSON
+    document (the usual case); anything else (leading or trailing whitespace, a BOM, an error) goes
+    through ``json.loads`` itself, so results and error messages are the same."""
+    try:
+        value, end = _scan_once(text, 0)
+    except Exception:
+        return json.loads(text)
+    if end != len(text):
+        return json.loads(text)
+    return value
+
+
+def _json_output(llm: spans_pb2.LlmPayload, fmt: str) -> tuple[str, str]:
+    """Grade the response of a call that asked for JSON output (``fmt`` is its response format)."""
     if fmt in _TEXT_FORMATS:
         return "", ""
     if not llm.response_messages:
@@ -102,16 +114,29 @@ def _json_output(llm: spans_pb2.LlmPayload) -> tuple[str, str]:
 
 def tool_calls_of(llm_span: spans_pb2.Span) -> list[tuple[str, str, str]]:
     """(call id, tool name, raw arguments) of every tool call in the call's response."""
-    return [(c.id, c.name, c.arguments) for m in llm_span.llm.response_messages for c in m.tool_calls]
+    return requested_calls(llm_span.llm)
+
+
+def requested_calls(llm: spans_pb2.LlmPayload) -> list[tuple[str, str, str]]:
+    """``tool_calls_of`` for an LLM payload already in hand."""
+    return [(c.id, c.name, c.arguments) for m in llm.response_messages for c in m.tool_calls]
+
+
+# A TOOL span with the fields every AIR check reads, read once: (span, its tool payload, call id).
+ToolRun = tuple[spans_pb2.Span, spans_pb2.ToolPayload, str]
+
+
+def tool_run(span: spans_pb2.Span) -> ToolRun:
+    payload = span.tool
+    return span, payload, payload.call_id
 
 
 def weight_table(config: AirConfig) -> dict[str, float]:
     return config.weights.as_dict()
 
 
-def _schema_of(llm: spans_pb2.LlmPayload, name: str) -> tuple[bool, str]:
+def _schema_of(tools: Sequence[spans_pb2.ToolDefinition], name: str) -> tuple[bool, str]:
     """(is the tool offered, its schema text); (True, "") when the call offered no tool list."""
-    tools = llm.tools
     if not tools:
         return True, ""
     for d in tools:
@@ -129,69 +154,86 @@ def air_for_call(llm_span: spans_pb2.Span, tool_spans: Sequence[spans_pb2.Span],
     when the caller already has them."""
     if not config.enabled:
         return 0.0, []
-    if table is None:
-        table = weight_table(config)
-    signals: list[AirSignal] = []
     llm = llm_span.llm
-    if tool_calls is None:
-        tool_calls = tool_calls_of(llm_span)
-    if tool_calls or tool_spans:
-        by_call_id: dict[str, spans_pb2.Span] = {}
-        unmatched: list[spans_pb2.Span] = []
-        for t in tool_spans:
-            call_id = t.tool.call_id
-            if call_id:
-                by_call_id[call_id] = t  # a re-run with the same call id: the last one counts
+    total, signals, _ = call_air(llm, requested_calls(llm) if tool_calls is None else tool_calls,
+                                 [tool_run(t) for t in tool_spans],
+                                 weight_table(config) if table is None else table, config.clip)
+    return total, signals
+
+
+def call_air(llm: spans_pb2.LlmPayload, tool_calls: list[tuple[str, str, str]], runs: Sequence[ToolRun],
+             table: dict[str, float], clip: Optional[float]) -> tuple[float, list[AirSignal], dict[str, float]]:
+    """``air_for_call`` on facts already read: (total, signals, total by signal name)."""
+    signals: list[AirSignal] = []
+    if tool_calls or runs:
+        by_call_id: dict[str, ToolRun] = {}
+        unmatched: list[ToolRun] = []
+        for run in runs:
+            if run[2]:
+                by_call_id[run[2]] = run  # a re-run with the same call id: the last one counts
             else:
-                unmatched.append(t)
+                unmatched.append(run)
+        offered_tools = llm.tools if tool_calls else ()
         for call_id, name, arguments in tool_calls:
-            tool = by_call_id.pop(call_id, None) if call_id else _take_by_name(unmatched, name)
-            label = f"{name} {call_id}" if call_id else name
-            outcome = _outcome_signal(tool) if tool is not None else None
-            offered, schema_text = _schema_of(llm, name)
+            if call_id:
+                run = by_call_id.pop(call_id, None) if by_call_id else None
+                label = f"{name} {call_id}"
+            else:
+                run = _take_by_name(unmatched, name)
+                label = name
+            outcome = _outcome_signal(run[0], run[1]) if run is not None else None
+            offered, schema_text = _schema_of(offered_tools, name)
             if outcome is None and not offered:
                 outcome = "tool_not_found"
             args_signal = args_detail = ""
             if outcome != "tool_not_found":
-                if not schema_text and tool is not None:
-                    schema_text = tool.tool.parameters_json_schema
+                if not schema_text and run is not None:
+                    schema_text = run[1].parameters_json_schema
                 args_signal, args_detail = check_arguments(arguments, schema_text)
-            _fire_pair(signals, table, outcome, args_signal, label, args_detail, tool)
-        for tool in list(by_call_id.values()) + unmatched:
+            _fire_pair(signals, table, outcome, args_signal, label, args_detail, run)
+        for run in (list(by_call_id.values()) + unmatched) if by_call_id or unmatched else ():
             # Ran, but not as a call of this response (no call id, or requested elsewhere): grade what we can.
-            payload = tool.tool
-            label = f"{payload.name} {payload.call_id}".rstrip()
-            outcome = _outcome_signal(tool)
+            payload = run[1]
+            label = f"{payload.name} {run[2]}".rstrip()
+            outcome = _outcome_signal(run[0], payload)
             args_signal = args_detail = ""
             schema_text = payload.parameters_json_schema
             if schema_text and outcome != "tool_not_found":
                 args_signal, args_detail = check_arguments(payload.arguments, schema_text)
-            _fire_pair(signals, table, outcome, args_signal, label, args_detail, tool)
-    name, detail = _json_output(llm)
-    if name:
-        signals.append(AirSignal(name, table[name], detail))
+            _fire_pair(signals, table, outcome, args_signal, label, args_detail, run)
+    fmt = llm.response_format
+    if fmt not in _TEXT_FORMATS:
+        name, detail = _json_output(llm, fmt)
+        if name:
+            signals.append(AirSignal(name, table[name], detail))
     if not signals:
-        return 0.0, signals
-    total = sum(s.value for s in signals)
-    if config.clip is not None:
-        total = max(-config.clip, min(config.clip, total))
-    return total, signals
+        return 0.0, signals, {}
+    by_name: dict[str, float] = {}
+    values = []
+    for s in signals:
+        value = s.value
+        by_name[s.name] = by_name.get(s.name, 0.0) + value
+        values.append(value)
+    total = sum(values)
+    if clip is not None:
+        total = max(-clip, min(clip, total))
+    return total, signals, by_name
 
 
-def _take_by_name(spans: list[spans_pb2.Span], name: str) -> Optional[spans_pb2.Span]:
-    for i, t in enumerate(spans):
-        if t.tool.name == name:
-            return spans.pop(i)
+def _take_by_name(runs: list[ToolRun], name: str) -> Optional[ToolRun]:
+    for i, run in enumerate(runs):
+        if run[1].name == name:
+            return runs.pop(i)
     return None
 
 
 def _fire_pair(signals: list[AirSignal], table: dict[str, float], outcome: Optional[str], args_signal: str,
-               label: str, args_detail: str, tool: Optional[spans_pb2.Span]) -> None:
+               label: str, args_detail: str, run: Optional[ToolRun]) -> None:
     bad_args = args_signal == "args_invalid_json" or args_signal == "args_schema_mismatch"
     if outcome and not (bad_args and outcome == "tool_invalid_arguments"):
         detail = label
-        if tool is not None and outcome != "tool_ok":
-            message = tool.tool.error_message or tool.status.message
+        if run is not None and outcome != "tool_ok":
+            message = run[1].error_message or run[0].status.message
             if message:
                 detail = f"{label}: {message[:120]}"
         signals.append(AirSignal(outcome, table[outcome], detail))

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import re
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 from agentlightning.core import rollout_states as states
 from agentlightning.core import span_tree
-from agentlightning.core.lightningrl import credit, diagnostics
-from agentlightning.core.lightningrl.air import air_for_call, tool_calls_of, weight_table
+from agentlightning.core.lightningrl import attempts, credit, diagnostics
+from agentlightning.core.lightningrl.air import ToolRun, call_air, requested_calls, tool_run, weight_table
+from agentlightning.core.lightningrl.attempts import GROUP_ATTRIBUTE, TASK_ATTRIBUTE  # noqa: F401 (re-exported)
 from agentlightning.core.lightningrl.config import LightningRLConfig
 from agentlightning.core.lightningrl.retokenize import as_retokenizer, message_dict, retokenize_call
+from agentlightning.core.lightningrl.reward_spans import RewardSpan, attach_steps, final_and_steps, reward_span
 from agentlightning.core.lightningrl.types import (
     RewardBreakdown,
     RolloutReport,
@@ -37,9 +38,6 @@ _RETOKENIZED = spans_pb2.TOKEN_PROVENANCE_RETOKENIZED
 _STATUS_ERROR = spans_pb2.STATUS_CODE_ERROR
 _FAILED = frozenset({states.FAILED, states.TIMED_OUT, states.CANCELLED})
 _UNFINISHED = frozenset({states.QUEUED, states.RUNNING})
-GROUP_ATTRIBUTE = "agentlightning.group_id"
-TASK_ATTRIBUTE = "agentlightning.task_id"
-_ATTEMPT_NUMBER = re.compile(r":(\d+)$")
 
 
 @dataclass
@@ -78,13 +76,22 @@ def build_transitions(traces: Iterable[RolloutTrace], config: Optional[Lightning
 def paused_gc() -> Iterator[None]:
     """Pause the cyclic garbage collector while building many small acyclic objects: its repeated
     full passes over the growing heap otherwise cost a third of the time. Reference counting still
-    frees everything; the collector resumes (and catches up) afterwards."""
+    frees everything.
+
+    On the way out the new objects go straight to the oldest generation (``freeze`` + ``unfreeze``
+    moves the young generations there without scanning them): they are the batch the caller keeps,
+    and scanning all of them as "young" (once in generation 0, again in 1) cost ~0.2 s per 100k
+    spans for nothing. They are still scanned, and any cycle among them freed, by the next full
+    collection. Skipped when the application froze objects itself (``unfreeze`` would undo that)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was_enabled:
+            if gc.get_freeze_count() == 0:
+                gc.freeze()
+                gc.unfreeze()
             gc.enable()
 
 
@@ -101,54 +108,6 @@ def assign_credit(episodes: list[_Episode], config: LightningRLConfig) -> None:
         for e, a in zip(members, advs):
             for t, value in zip(e.transitions, a):
                 t.advantage = value
-
-
-def _attempt_rank(attempt_id: str, spans: list[spans_pb2.Span]) -> tuple[int, int]:
-    m = _ATTEMPT_NUMBER.search(attempt_id)
-    return (int(m.group(1)) if m else 0, max(s.start_time_unix_nano for s in spans))
-
-
-def _split_attempts(trace: RolloutTrace, config: LightningRLConfig) -> tuple[list[tuple[str, list]], int]:
-    """[(attempt_id, spans)] to turn into episodes (final attempt last), and how many attempts exist."""
-    by_attempt: dict[str, list[spans_pb2.Span]] = {}
-    for s in trace.spans:
-        bucket = by_attempt.get(s.attempt_id)
-        if bucket is None:
-            by_attempt[s.attempt_id] = [s]
-        else:
-            bucket.append(s)
-    if len(by_attempt) <= 1:
-        return list(by_attempt.items()), len(by_attempt)
-    loose = by_attempt.pop("", [])  # spans with no attempt (e.g. feedback attached later)
-    if trace.final_attempt_id in by_attempt:
-        final_id = trace.final_attempt_id
-    else:
-        final_id = max(by_attempt, key=lambda a: _attempt_rank(a, by_attempt[a]))
-    final = (final_id, by_attempt.pop(final_id) + loose)
-    if config.attempts == "last":
-        return [final], len(by_attempt) + 1
-    earlier = sorted(by_attempt.items(), key=lambda item: _attempt_rank(*item))
-    return earlier + [final], len(earlier) + 1
-
-
-def _group_key(trace: RolloutTrace, config: LightningRLConfig, attempt_id: str) -> tuple[str, str, str]:
-    group_id, task_id = trace.group_id, trace.task_id
-    if not group_id and not task_id:
-        for s in trace.spans:
-            attrs = s.attributes
-            if attrs and (GROUP_ATTRIBUTE in attrs or TASK_ATTRIBUTE in attrs):
-                if GROUP_ATTRIBUTE in attrs:
-                    group_id = attrs[GROUP_ATTRIBUTE].string_value
-                if TASK_ATTRIBUTE in attrs:
-                    task_id = attrs[TASK_ATTRIBUTE].string_value
-                break
-    if group_id:
-        key = "g:" + group_id
-    elif task_id:
-        key = "t:" + task_id
-    else:
-        key = "" if config.ungrouped == "batch" else f"r:{trace.rollout_id}:{attempt_id}"
-    return group_id, task_id, key
 
 
 def extract_episodes(trace: RolloutTrace, config: LightningRLConfig,
@@ -168,10 +127,10 @@ def extract_episodes(trace: RolloutTrace, config: LightningRLConfig,
         report = RolloutReport(trace.rollout_id, status=status_name)
         report.reasons.append("no spans stored for this rollout")
         return [_Episode(report, "")]
-    attempts, n_attempts = _split_attempts(trace, config)
+    split, n_attempts = attempts.split_attempts(trace, config)
     out = []
-    for i, (attempt_id, spans) in enumerate(attempts):
-        is_final = i == len(attempts) - 1
+    for i, (attempt_id, spans) in enumerate(split):
+        is_final = i == len(split) - 1
         episode = _episode(trace, attempt_id, spans, is_final, config, matcher, retokenizer, table)
         episode.report.status = status_name
         episode.report.attempts = n_attempts
@@ -180,14 +139,13 @@ def extract_episodes(trace: RolloutTrace, config: LightningRLConfig,
 
 
 def _agent_of(span: spans_pb2.Span, by_id: dict[bytes, spans_pb2.Span], cache: dict[bytes, str]) -> str:
-    """The span's agent name, else its nearest ancestor's (integrations often name only the agent span)."""
-    name = span.agent_name
-    if name:
-        return name
+    """The nearest ancestor's agent name, for a span that names none (integrations often name only
+    the agent span)."""
     parent_id = span.parent_span_id
     hit = cache.get(parent_id)
     if hit is not None:
         return hit
+    name = ""
     parent = by_id.get(parent_id)
     depth = 0
     while parent is not None and depth < 256:
@@ -200,17 +158,12 @@ def _agent_of(span: spans_pb2.Span, by_id: dict[bytes, spans_pb2.Span], cache: d
     return name
 
 
-def _episode(trace: RolloutTrace, attempt_id: str, spans: list[spans_pb2.Span], is_final: bool,
-             config: LightningRLConfig, matcher: Callable[[str], bool],
-             retokenizer: Optional[Callable], table: Optional[dict[str, float]] = None) -> _Episode:
-    order, by_id, orphans = span_tree.ordered(spans)
-    group_id, task_id, group_key = _group_key(trace, config, attempt_id)
-    report = RolloutReport(trace.rollout_id, attempt_id, spans=len(order), orphans=orphans)
-    episode = _Episode(report, group_key)
-
+def _classify(order: list[spans_pb2.Span]) -> tuple[list[spans_pb2.Span], list[tuple[int, spans_pb2.Span]],
+                                                    list[RewardSpan]]:
+    """LLM calls in tree order; TOOL and REWARD spans with the index of the call before them."""
     calls: list[spans_pb2.Span] = []
-    tools: list[tuple[int, spans_pb2.Span]] = []    # (index of the call before it, span)
-    rewards: list[tuple[int, spans_pb2.Span]] = []
+    tools: list[tuple[int, spans_pb2.Span]] = []
+    rewards: list[RewardSpan] = []
     for s in order:
         kind = s.kind
         if kind == LLM:
@@ -218,7 +171,43 @@ def _episode(trace: RolloutTrace, attempt_id: str, spans: list[spans_pb2.Span], 
         elif kind == TOOL:
             tools.append((len(calls) - 1, s))
         elif kind == REWARD:
-            rewards.append((len(calls) - 1, s))
+            rewards.append(reward_span(len(calls) - 1, s))
+    return calls, tools, rewards
+
+
+def _tools_by_call(calls: list[spans_pb2.Span], tools: list[tuple[int, spans_pb2.Span]]
+                   ) -> tuple[list[spans_pb2.LlmPayload], list[list[tuple[str, str, str]]], dict[int, list[ToolRun]]]:
+    """Every call's payload and requested tool calls, and the tool runs of each call: a TOOL span
+    belongs to the call that requested it (by call id), else to the call before it."""
+    llms = [s.llm for s in calls]
+    requested = [requested_calls(llm) for llm in llms]
+    call_of_id: dict[str, int] = {}
+    for i, calls_of_i in enumerate(requested):
+        for call_id, _, _ in calls_of_i:
+            if call_id:
+                call_of_id[call_id] = i
+    runs_of: dict[int, list[ToolRun]] = {}
+    for before, t in tools:
+        run = tool_run(t)
+        call_id = run[2]
+        owner = call_of_id.get(call_id, before) if call_id else before
+        if owner >= 0:
+            bucket = runs_of.get(owner)
+            if bucket is None:
+                runs_of[owner] = [run]
+            else:
+                bucket.append(run)
+    return llms, requested, runs_of
+
+
+def _episode(trace: RolloutTrace, attempt_id: str, spans: Sequence[spans_pb2.Span], is_final: bool,
+             config: LightningRLConfig, matcher: Callable[[str], bool],
+             retokenizer: Optional[Callable], table: Optional[dict[str, float]] = None) -> _Episode:
+    order, by_id, orphans = span_tree.ordered(spans)
+    group_id, task_id, group_key = attempts.group_key(trace, config, attempt_id)
+    report = RolloutReport(trace.rollout_id, attempt_id, spans=len(order), orphans=orphans)
+    episode = _Episode(report, group_key)
+    calls, tools, rewards = _classify(order)
     report.llm_spans = len(calls)
 
     # Which calls are trained, and their agents.
@@ -226,55 +215,40 @@ def _episode(trace: RolloutTrace, attempt_id: str, spans: list[spans_pb2.Span], 
     selected: list[tuple[int, str]] = []
     cache: dict[bytes, str] = {}
     for i, s in enumerate(calls):
-        agent = _agent_of(s, by_id, cache)
+        agent = s.agent_name or _agent_of(s, by_id, cache)
         agents_seen[agent] = None
         if matcher(agent):
             selected.append((i, agent))
     report.agents_seen = list(agents_seen)
     report.selected = len(selected)
 
-    final, final_source, step_of = _rewards(trace, rewards, is_final, config)
+    final, final_source, step_of = final_and_steps(trace, rewards, is_final, config)
     report.final_reward, report.final_source = final, final_source
 
-    # Tool spans belong to the call that requested them (call id), else to the call before them.
     air_config = config.air
     use_air = air_config.enabled
-    tools_of: dict[int, list[spans_pb2.Span]] = {}
-    calls_of: list[Optional[list[tuple[str, str, str]]]] = [None] * len(calls)
-    if tools and use_air and selected:
-        call_of_id: dict[str, int] = {}
-        for i, s in enumerate(calls):
-            requested = calls_of[i] = tool_calls_of(s)
-            for call_id, _, _ in requested:
-                if call_id:
-                    call_of_id[call_id] = i
-        for before, t in tools:
-            call_id = t.tool.call_id
-            owner = call_of_id.get(call_id, before) if call_id else before
-            if owner >= 0:
-                bucket = tools_of.get(owner)
-                if bucket is None:
-                    tools_of[owner] = [t]
-                else:
-                    bucket.append(t)
-    if use_air and table is None:
-        table = weight_table(air_config)
+    if use_air and selected:
+        llms, requested, runs_of = _tools_by_call(calls, tools)
+        if table is None:
+            table = weight_table(air_config)
+    else:
+        llms, requested, runs_of = [s.llm for s in calls], [], {}
+    clip = air_config.clip
 
     # The transitions.
-    dimensions = {s.reward.name: s.reward.value for _, s in rewards}
+    dimensions = {r.name: r.value for r in rewards}
     no_tokens = failed = retok_failed = 0
     transitions, air_values, call_index = episode.transitions, episode.air, []
     rollout_id = trace.rollout_id
     include_messages = config.include_messages
     for i, agent in selected:
-        s = calls[i]
-        llm = s.llm
+        llm = llms[i]
         prompt_ids = llm.prompt_token_ids
         response_ids = llm.completion_token_ids
         if prompt_ids and response_ids:
             retokenized = llm.token_provenance == _RETOKENIZED
             logprobs = llm.completion_logprobs or None
-        elif s.status.code == _STATUS_ERROR and not llm.response_messages:
+        elif calls[i].status.code == _STATUS_ERROR and not llm.response_messages:
             failed += 1
             continue
         elif retokenizer is not None:
@@ -282,7 +256,7 @@ def _episode(trace: RolloutTrace, attempt_id: str, spans: list[spans_pb2.Span], 
                 new_prompt, new_response = retokenize_call(retokenizer, llm, response=not response_ids)
             except Exception as exc:  # a template that cannot render this call: skip it, say so
                 retok_failed += 1
-                report.skipped.append(f"span {s.span_id.hex()}: retokenizing failed: {exc}")
+                report.skipped.append(f"span {calls[i].span_id.hex()}: retokenizing failed: {exc}")
                 continue
             retokenized = True
             if response_ids:  # exact sampled tokens (e.g. from logprobs) but no prompt ids: keep them
@@ -293,16 +267,13 @@ def _episode(trace: RolloutTrace, attempt_id: str, spans: list[spans_pb2.Span], 
             no_tokens += 1
             continue
         if use_air:
-            air_total, signals = air_for_call(s, tools_of.get(i, ()), air_config, tool_calls=calls_of[i],
-                                              table=table)
-            air_by_name: dict[str, float] = {}
-            for sig in signals:
-                air_by_name[sig.name] = air_by_name.get(sig.name, 0.0) + sig.value
+            air_total, signals, air_by_name = call_air(llm, requested[i], runs_of.get(i, ()), table, clip)
         else:
             air_total, signals, air_by_name = 0.0, [], {}
         breakdown = RewardBreakdown(final, final_source, air_total, air_by_name, signals, {}, air_total, dimensions)
-        t = Transition(rollout_id, attempt_id, group_id, task_id, agent, len(transitions), 0, s.span_id.hex(),
-                       prompt_ids, response_ids, logprobs, llm.policy_version, retokenized, breakdown)
+        t = Transition(rollout_id, attempt_id, group_id, task_id, agent, len(transitions), 0,
+                       calls[i].span_id.hex(), prompt_ids, response_ids, logprobs, llm.policy_version, retokenized,
+                       breakdown)
         if include_messages:
             t.prompt_messages = [message_dict(m) for m in llm.request_messages]
             t.response_messages = [message_dict(m) for m in llm.response_messages]
@@ -315,7 +286,7 @@ def _episode(trace: RolloutTrace, attempt_id: str, spans: list[spans_pb2.Span], 
         report.skipped.append(f"{failed} LLM call(s) failed before producing a response")
 
     n = len(transitions)
-    episode.steps = _attach_steps(transitions, call_index, step_of)
+    episode.steps = attach_steps(transitions, call_index, step_of)
     for t in transitions:
         t.step_count = n
     episode.final = final
@@ -325,55 +296,6 @@ def _episode(trace: RolloutTrace, attempt_id: str, spans: list[spans_pb2.Span], 
         transitions.clear()
         episode.air.clear()
         episode.steps.clear()
-        report.reasons.append(diagnostics.no_reward_reason(rewards, config, is_final))
+        report.reasons.append(diagnostics.no_reward_reason([(r.before, r.span) for r in rewards], config, is_final))
     report.transitions = len(transitions)
     return episode
-
-
-def _rewards(trace: RolloutTrace, rewards: list[tuple[int, spans_pb2.Span]], is_final: bool,
-             config: LightningRLConfig) -> tuple[Optional[float], str, list[tuple[int, str, float]]]:
-    """(final reward, where it came from, step rewards as (call before it, name, value))."""
-    if config.reward_name is not None:
-        eligible = [(i, s) for i, s in rewards if s.reward.name == config.reward_name]
-    else:
-        eligible = [(i, s) for i, s in rewards if s.reward.primary]
-    final: Optional[float] = None
-    source = ""
-    chosen = None
-    if is_final and trace.final_reward is not None:
-        final, source = trace.final_reward, "rollout"
-    else:
-        named = [item for item in eligible if item[1].reward.name == config.final_reward_name]
-        if named:
-            chosen = named[-1]
-        elif eligible and config.credit != "per_step":
-            chosen = eligible[-1]
-        if chosen is not None:
-            final, source = chosen[1].reward.value, f"span:{chosen[1].reward.name}"
-    steps: list[tuple[int, str, float]] = []
-    if config.credit == "per_step":
-        for item in eligible:
-            if item is not chosen and item[1].reward.name != config.final_reward_name:
-                steps.append((item[0], item[1].reward.name, item[1].reward.value))
-    return final, source, steps
-
-
-def _attach_steps(transitions: list[Transition], call_index: list[int],
-                  step_of: list[tuple[int, str, float]]) -> list[float]:
-    """Each step reward goes to the last trained call at or before the call preceding it
-    (rewards before any trained call go to the first one). Also records it in the breakdown."""
-    steps = [0.0] * len(transitions)
-    if not transitions or not step_of:
-        return steps
-    for before, name, value in step_of:
-        target = 0
-        for j, i in enumerate(call_index):
-            if i <= before:
-                target = j
-            else:
-                break
-        steps[target] += value
-        breakdown = transitions[target].breakdown
-        breakdown.step_rewards[name] = breakdown.step_rewards.get(name, 0.0) + value
-        breakdown.step_reward += value
-    return steps
