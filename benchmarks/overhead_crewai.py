@@ -1,18 +1,19 @@
 """CrewAI section of ``overhead.py``: a sequential crew of two agents, 4 LLM calls and 2 tool calls a run.
 
-CrewAI dispatches sync handlers to its own thread pool (stream-chunk handlers run inline on the agent's
-thread), so the agent's thread pays our handlers' time only as GIL time, plus the chunk hook when
-streaming. Hook time is measured where it is spent: every handler of the listener is wrapped and its
-time summed per event (one LLM call = started + chunks + completed, keyed by CrewAI's ``call_id``; one
-tool call = started + finished/error). The listener exports through a real exporter to a real Lightning
-server. End to end, runs with the listener registered and without are interleaved; CrewAI already
-runs its own handlers for every event we listen to on the same pool, so the pool hand-off is not ours,
-only our handlers' time there ("CPU, framework's other threads" in the report).
+CrewAI runs sync handlers on its own thread pool (stream-chunk handlers inline on the agent's thread).
+Our handlers there only note the event; the spans are built in one batch when the kickoff completes
+(on CrewAI's pool thread) or by our worker thread in a long crew. So the agent's thread pays our
+handlers only as interpreter-lock time, plus the chunk hook when streaming: the end-to-end rows show
+it, and the CPU rows show where the work went ("framework's other threads" = CrewAI's pool).
+Hook time is the time to build each event's span, wherever it is built: every handler of the listener
+is wrapped and its time summed per event (one LLM call = started + chunks + completed, keyed by
+CrewAI's ``call_id``; one tool call = started + finished/error). CrewAI already runs handlers of its
+own on the same pool for every event we listen to, so the pool hand-off is not ours. The listener
+exports through a real exporter to a real Lightning server; runs with the listener registered and
+without are interleaved.
 
-A pool thread wakes cold for every event (caches taken by the agent and, on a shared machine, by other
-processes), which multiplies the live figures. The replay separates the work itself: the
-events of one recorded run are fed again (fresh ids) to a fresh listener, back to back on one thread
-(``replayed_hot_median_us``).
+The replay feeds the events of one recorded run again (fresh ids) to a fresh listener, back to back on
+one thread (``replayed_hot_median_us``): the work itself, with warm caches.
 
     python benchmarks/overhead.py crewai --runs 60
 """

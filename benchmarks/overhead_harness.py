@@ -43,6 +43,7 @@ class Arms:
     cpu: dict[str, list[CpuSplit]] = field(default_factory=dict)  # arm -> CPU per run, split by thread group
     ours_cpu_ns: int = 0  # our threads over all measured rounds, plus what the final settle cost
     ours_by_thread_ns: dict[str, int] = field(default_factory=dict)  # the same by thread name (settle excluded)
+    ours_idle_ns_per_s: float = 0.0  # our threads' CPU per second afterwards, with no agent running
     calibration: list[float] = field(default_factory=list)  # ms per million loop turns, once a round
 
 
@@ -113,7 +114,8 @@ def calibrate(iterations: int = 200_000) -> float:
 
 def interleaved(run_with: Callable[[], Any], run_without: Callable[[], Any], runs: int, warmup: int,
                 timer: Any = None, extra: Optional[dict[str, Callable[[], Any]]] = None,
-                settle: Optional[Callable[[], Any]] = None, prepare: Optional[Callable[[str], Any]] = None) -> Arms:
+                settle: Optional[Callable[[], Any]] = None, prepare: Optional[Callable[[str], Any]] = None,
+                idle_s: float = 1.0) -> Arms:
     """Alternate instrumented and plain runs (order rotated each round) so drift hits every arm equally.
 
     ``extra`` arms, e.g. ``{"noop": run_with_a_do_nothing_handler}``, separate the framework's own cost of
@@ -121,7 +123,9 @@ def interleaved(run_with: Callable[[], Any], run_without: Callable[[], Any], run
     threads' CPU is summed over all measured rounds (whichever arm it lands in, it is ours) plus
     ``settle`` (e.g. drain the workers and flush the exporter) run once at the end.
     ``timer``: anything with a ``recording`` flag (a ``HookTimer``), switched on for measured "with"
-    runs; or ``{arm: timer}`` for several arms. ``prepare(arm)`` runs before each run, untimed."""
+    runs; or ``{arm: timer}`` for several arms. ``prepare(arm)`` runs before each run, untimed.
+    Finally our threads' CPU is sampled over ``idle_s`` with nothing running: the fixed cost of being
+    there (periodic wake-ups), which a slow agent pays per event in larger measure."""
     arms = [("with", run_with), ("without", run_without), *(extra or {}).items()]
     timers = timer if isinstance(timer, dict) else {"with": timer} if timer is not None else {}
     result = Arms(wall_s={name: [] for name, _ in arms}, cpu={name: [] for name, _ in arms})
@@ -161,6 +165,9 @@ def interleaved(run_with: Callable[[], Any], run_without: Callable[[], Any], run
         result.ours_cpu_ns = end.ours - first.ours + leftover.agent + leftover.framework
         result.ours_by_thread_ns = {name: ns - first_by_thread.get(name, 0)
                                     for name, ns in by_thread.items()}
+    if idle_s > 0:
+        time.sleep(idle_s)
+        result.ours_idle_ns_per_s = (cpu.sample().ours - end.ours) / idle_s
     return result
 
 

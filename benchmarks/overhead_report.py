@@ -59,6 +59,7 @@ def summarize(m: Any) -> dict[str, Any]:
         if "agent_cpu" in added:
             ours = arms.ours_cpu_ns / 1e3 / measured_events
             added["ours_cpu"] = {"mean": round(ours, 1)}
+            report["ours_idle_cpu_us_per_s"] = round(arms.ours_idle_ns_per_s / 1e3, 1)
             report["ours_cpu_by_thread_us_per_event"] = {
                 name: round(ns / 1e3 / measured_events, 1) for name, ns in sorted(arms.ours_by_thread_ns.items())}
             added["total_cpu"] = {"mean": round(added["agent_cpu"]["mean"] + added["framework_cpu"]["mean"]
@@ -104,7 +105,8 @@ def print_report(report: dict[str, Any]) -> None:
                 print(f"   {key.split('_vs_')[0]} arm vs without:")
                 _print_added(value, mark_target=False)
     if report.get("ours_cpu_by_thread_us_per_event"):
-        print(f"   our background threads, µs CPU per event: {report['ours_cpu_by_thread_us_per_event']}")
+        print(f"   our background threads, µs CPU per event: {report['ours_cpu_by_thread_us_per_event']}; "
+              f"idle afterwards: {report.get('ours_idle_cpu_us_per_s')} µs CPU per second")
     if report.get("replayed_hot_median_us"):
         print(f"   same callbacks replayed back to back (warm caches), median µs per event: "
               f"{report['replayed_hot_median_us']}")

@@ -351,11 +351,15 @@ def test_instrument_is_idempotent_and_uninstrument_stops_recording(tracer: Trace
     try:
         assert instrument() is listener
         handlers = crewai_event_bus._sync_handlers[LLMCallStartedEvent]
-        assert sum(1 for h in handlers if getattr(h, "__self__", None) is listener) == 1
+        assert sum(1 for h in handlers if _owner(h) is listener) == 1
     finally:
         uninstrument()
-    assert not any(getattr(h, "__self__", None) is listener
-                   for h in crewai_event_bus._sync_handlers.get(LLMCallStartedEvent, ()))
+    assert not any(_owner(h) is listener for h in crewai_event_bus._sync_handlers.get(LLMCallStartedEvent, ()))
+
+
+def _owner(handler: Any) -> Any:
+    """The listener a registered handler belongs to (handlers wrap the listener's methods)."""
+    return getattr(getattr(handler, "__wrapped__", handler), "__self__", None)
 
 
 def test_importing_the_integration_imports_no_other_framework() -> None:

@@ -4,16 +4,22 @@ Crew -> AGENT (root, under the active rollout/span at kickoff), task -> CHAIN, a
 (its role is the agent name its LLM and tool spans carry), LLM call -> LLM, tool usage -> TOOL.
 CrewAI runs sync handlers on a thread pool, so parents come from the ids the events carry (see
 ``linker``), not from the order handlers happen to run in. Every handler swallows its own errors.
+
+The handlers CrewAI calls only note the event (one append); the spans are built later, in batches, by
+a ``core.deferred`` worker: when the crew's kickoff completes (on CrewAI's pool thread, after CrewAI
+has flushed its handlers), by ``agentlightning.flush()``, or every ``interval_s`` in a long crew.
+Built one by one on pool threads woken for each event, the same spans cost 4-6x more CPU (measured).
+The stream-chunk handler, which CrewAI runs on the agent's own thread, only counts chunks.
 """
 from __future__ import annotations
 
-import importlib
+import contextvars
+import functools
 import logging
 from typing import Any, Callable, Optional
 
 from crewai.events import BaseEventListener
-from crewai.events.base_events import BaseEvent
-from crewai.events.event_context import SCOPE_ENDING_EVENTS, SCOPE_STARTING_EVENTS, VALID_EVENT_PAIRS
+from crewai.events.event_context import VALID_EVENT_PAIRS
 from crewai.events.types.agent_events import (
     AgentExecutionCompletedEvent, AgentExecutionErrorEvent, AgentExecutionStartedEvent,
     LiteAgentExecutionCompletedEvent, LiteAgentExecutionErrorEvent, LiteAgentExecutionStartedEvent,
@@ -28,46 +34,18 @@ from crewai.events.types.tool_usage_events import (
 )
 
 from agentlightning.core import api
+from agentlightning.core.deferred import DeferredWorker
 from agentlightning.core.kinds import SpanKind, ToolOutcome
 from agentlightning.core.tracer import ActiveSpan, Tracer
 from agentlightning.integrations.crewai import mapping
 from agentlightning.integrations.crewai.calls import ToolCallBook
+from agentlightning.integrations.crewai.events import scope_event_classes
 from agentlightning.integrations.crewai.linker import SpanLinker
 
 logger = logging.getLogger("agentlightning.integrations.crewai")
 
 _MAX_ATTR = 16 * 1024
-_MAPPED_TYPES = {
-    CrewKickoffStartedEvent, CrewKickoffCompletedEvent, CrewKickoffFailedEvent, TaskStartedEvent,
-    TaskCompletedEvent, TaskFailedEvent, AgentExecutionStartedEvent, AgentExecutionCompletedEvent,
-    AgentExecutionErrorEvent, LiteAgentExecutionStartedEvent, LiteAgentExecutionCompletedEvent,
-    LiteAgentExecutionErrorEvent, LLMCallStartedEvent, LLMCallCompletedEvent, LLMCallFailedEvent,
-    ToolUsageStartedEvent, ToolUsageFinishedEvent, ToolUsageErrorEvent,
-}
-
-
-def _scope_event_classes() -> tuple[list[type], list[type]]:
-    """Every other scope-opening/closing event class: they become pass-through nodes, so an LLM call
-    inside e.g. an agent executor's flow still finds its agent."""
-    importlib.import_module("crewai.events.event_types")  # loads every event class
-    starts, ends, stack, seen = [], [], list(BaseEvent.__subclasses__()), set()
-    while stack:
-        cls = stack.pop()
-        if cls in seen:
-            continue
-        seen.add(cls)
-        stack.extend(cls.__subclasses__())
-        field = getattr(cls, "model_fields", {}).get("type")
-        name = getattr(field, "default", None)
-        if cls in _MAPPED_TYPES or not isinstance(name, str):
-            continue
-        if name in SCOPE_STARTING_EVENTS:
-            starts.append(cls)
-        elif name in SCOPE_ENDING_EVENTS:
-            ends.append(cls)
-    return starts, ends
-
-
+_KICKOFF_ENDS = (CrewKickoffCompletedEvent, CrewKickoffFailedEvent)
 def _clip(value: Any) -> str:
     return mapping.text_of(value)[:_MAX_ATTR]
 
@@ -88,8 +66,11 @@ class AgentLightningListener(BaseEventListener):
     ``tracer`` defaults to the process-wide one (``agentlightning.core.api.get_tracer()``) at each span.
     """
 
-    def __init__(self, tracer: Optional[Tracer] = None) -> None:
+    def __init__(self, tracer: Optional[Tracer] = None, *, drain_timeout_s: float = 5.0) -> None:
         self._tracer_override = tracer
+        self.drain_timeout_s = drain_timeout_s
+        self.dropped = 0  # events not recorded because the worker's backlog was full
+        self._worker = DeferredWorker(self._apply, name="agentlightning-crewai")
         self.linker = SpanLinker(self._tracer)
         self.linker.on_scope_end = self._on_scope_end
         self.calls = ToolCallBook()
@@ -127,12 +108,35 @@ class AgentLightningListener(BaseEventListener):
             (ToolUsageErrorEvent, self._on_tool_end),
             (ToolFailureDetectedEvent, self._on_tool_failure),
         ]
-        starts, ends = _scope_event_classes()
+        starts, ends = scope_event_classes()
         handlers += [(cls, self._on_scope_start) for cls in starts]
         handlers += [(cls, self._on_scope_close) for cls in ends]
         for event_type, handler in handlers:
-            crewai_event_bus.on(event_type)(handler)
-            self._registered.append((event_type, handler))
+            noted = handler if event_type is LLMStreamChunkEvent else self._noting(handler, event_type in _KICKOFF_ENDS)
+            crewai_event_bus.on(event_type)(noted)
+            self._registered.append((event_type, noted))
+
+    def _noting(self, handler: Callable[[Any, Any], None], drain: bool) -> Callable[[Any, Any], None]:
+        """What CrewAI calls: queue ``handler(source, event)`` for the worker, with the context it was
+        emitted in (a crew's span hangs under the rollout current at kickoff); a kickoff's end drains."""
+        submit, worker, context = self._worker.submit, self._worker, contextvars.copy_context
+
+        @functools.wraps(handler)
+        def noted(source: Any, event: Any) -> None:  # exactly two parameters: CrewAI counts them
+            if not submit((context(), handler, source, event)):
+                self.dropped += 1
+            if drain:
+                worker.drain(self.drain_timeout_s)
+
+        return noted
+
+    def _apply(self, item: tuple) -> None:
+        context, handler, source, event = item
+        context.run(handler, source, event)
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Build every noted event's span now (``agentlightning.flush()`` does this for all workers)."""
+        return self._worker.drain(timeout_s)
 
     def close(self) -> None:
         """Unregister every handler (spans already open are left to end as their events arrive)."""
