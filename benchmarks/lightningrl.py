@@ -12,6 +12,8 @@ Target: >= 100,000 LLM spans/s.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import os
 import random
@@ -100,12 +102,60 @@ def build_store(path: str, n_spans: int, seed: int = 0) -> tuple[int, int]:
     return total, llm
 
 
+# The batch this benchmark's default store (--spans 100000, seed 0) must give, as written by the
+# reference implementation before the speed work (commit 788606d): sha256 over the canonical JSON
+# of every transition (messages included) and every report, in batch order. ``--check`` compares.
+CHECK_CONFIGS = {
+    "default": LightningRLConfig(),
+    "air_off": LightningRLConfig(air=AirConfig(enabled=False)),
+    "per_step_loo": LightningRLConfig(credit="per_step", normalizer="loo", gamma=0.9),
+    "discounted_mean_msgs": LightningRLConfig(credit="discounted", normalizer="mean", gamma=0.95,
+                                              include_messages=True, air=AirConfig(clip=0.15)),
+    "nomatch_self": LightningRLConfig(agents="writer", ungrouped="self", reward_name="format"),
+}
+REFERENCE_DIGESTS = {
+    "default": "a35bf605d3d975a3b30be1d4b2c78909307958587e64d90303a203b6f9c5e56f",
+    "air_off": "4d8483896ce9ce2140ddd4cf3ceaaec0f74d6b18c3fe5013246a83f3579daa89",
+    "per_step_loo": "03c9a0c9cb40e1cf8bb228c956c6f07f9a341ca221349befa6ba6b03a6f841b5",
+    "discounted_mean_msgs": "c290fd439d79376b429660cec157ebafd8683c9f9de5f61c667c17fd996a8b9e",
+    "nomatch_self": "5a2015d680484c45c938251c7b15bdbbf48d7db5b40358663f157b7e6465b499",
+}
+
+
+def batch_digest(batch) -> str:
+    h = hashlib.sha256()
+    for t in batch:
+        h.update(json.dumps(t.to_dict(include_messages=True), sort_keys=True).encode())
+    for r in batch.reports:
+        h.update(json.dumps(dataclasses.asdict(r), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def check(blobs: list, rollouts: list) -> bool:
+    """Same transitions, rewards, advantages, AIR breakdowns and reports as the reference?"""
+    same = True
+    for name, config in CHECK_CONFIGS.items():
+        batch = build_transitions(traces_from_span_bytes(blobs, rollouts), config)
+        digest = batch_digest(batch)
+        ok = digest == REFERENCE_DIGESTS[name]
+        same &= ok
+        print(f"check {name}: {len(batch)} transitions, {len(batch.reports)} reports, "
+              f"{'identical to the reference' if ok else 'DIFFERENT from the reference: ' + digest}")
+    return same
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=100_000)
     parser.add_argument("--db", default=None, help="reuse or create this store (default: a temp file)")
-    parser.add_argument("--repeat", type=int, default=3, help="timed runs; the best is reported")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs; the best is reported")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--check", action="store_true",
+                        help="compare the batch (5 configs) with the reference digests (default store only)")
     args = parser.parse_args()
 
     tmp = None
@@ -131,6 +181,7 @@ def main() -> None:
     store.close()
     size_mb = sum(len(b) for b in blobs) / 1e6
     print(f"read {len(blobs)} spans ({size_mb:.0f} MB) and {len(rollouts)} queued rollouts in {read_s:.2f}s")
+    print(f"{os.cpu_count()} CPUs, {load()}")
 
     def timed(config: LightningRLConfig):
         best_wall = best_cpu = float("inf")
@@ -147,9 +198,9 @@ def main() -> None:
     batch, wall, cpu = timed(config)
     n_llm = sum(r.llm_spans for r in batch.reports)
     print(f"{len(batch)} transitions from {n_llm} LLM spans ({len(blobs)} spans, {len(batch.reports)} rollouts)"
-          f" in {wall:.3f}s wall, {cpu:.3f}s CPU (parse + tree + AIR + credit)")
+          f" in {wall:.3f}s wall, {cpu:.3f}s CPU, best of {args.repeat} (parse + tree + AIR + credit)")
     print(f"LLM spans/s: {n_llm / wall:,.0f} wall, {n_llm / cpu:,.0f} per CPU-second"
-          f"   (all spans/s: {len(blobs) / wall:,.0f}; target >= 100,000 LLM spans/s)")
+          f"   (all spans/s: {len(blobs) / wall:,.0f}; target >= 100,000 LLM spans/s; {load()})")
     fired = sum(len(t.breakdown.air_signals) for t in batch)
     print(f"AIR signals fired: {fired}; rollouts without transitions: {len(batch.empty_reports())}")
     parse_cpu = float("inf")
@@ -161,7 +212,8 @@ def main() -> None:
     del parsed
     print(f"of which parsing the stored bytes alone: {parse_cpu:.3f}s CPU ({n_llm / parse_cpu:,.0f} LLM spans/s)")
     _, wall_noair, cpu_noair = timed(config.with_(air=AirConfig(enabled=False)))
-    print(f"with AIR off: {n_llm / wall_noair:,.0f} LLM spans/s wall, {n_llm / cpu_noair:,.0f} per CPU-second")
+    print(f"with AIR off: {n_llm / wall_noair:,.0f} LLM spans/s wall, {n_llm / cpu_noair:,.0f} per CPU-second"
+          f" ({load()})")
 
     t0 = time.perf_counter()
     for t in batch:
@@ -177,8 +229,11 @@ def main() -> None:
         build_transitions(traces_from_span_bytes(blobs, rollouts), config)
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+    failed = args.check and not check(blobs, rollouts)
     if tmp is not None:
         tmp.cleanup()
+    if failed:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
