@@ -101,16 +101,15 @@ def paused_gc() -> Iterator[None]:
 
 
 def assign_credit(episodes: list[_Episode], config: LightningRLConfig) -> None:
-    groups: dict[str, list[_Episode]] = {}
+    groups: dict[str, list[tuple[_Episode, list[float]]]] = {}
     for e in episodes:
         rewards = credit.rewards(config.credit, config.gamma, e.final, e.air, e.steps)
         for t, r in zip(e.transitions, rewards):
             t.reward = r
-        groups.setdefault(e.group_key, []).append(e)
+        groups.setdefault(e.group_key, []).append((e, rewards))
     for members in groups.values():
-        advs = credit.advantages([[t.reward for t in e.transitions] for e in members],
-                                 config.normalizer, config.std_eps)
-        for e, a in zip(members, advs):
+        advs = credit.advantages([rewards for _, rewards in members], config.normalizer, config.std_eps)
+        for (e, _), a in zip(members, advs):
             for t, value in zip(e.transitions, a):
                 t.advantage = value
 
