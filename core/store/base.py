@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import abc
-from typing import NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 from agentlightning.core.auth import TokenRecord
 from agentlightning.v1 import resources_pb2, rollouts_pb2, spans_pb2
@@ -46,6 +46,10 @@ class SpanRecord(NamedTuple):
                    data if data is not None else span.SerializeToString())
 
 
+def _already_durable() -> None:
+    pass
+
+
 class Store(abc.ABC):
     """Durable state of a Lightning server. All methods are thread-safe."""
 
@@ -55,6 +59,13 @@ class Store(abc.ABC):
         """Store spans in one durable transaction. Returns, per record, True if new, False if a
         span with the same (trace_id, span_id) was already stored (or earlier in this batch).
         Returns only after the data is durable; raises StoreUnavailable when it cannot be."""
+
+    def insert_spans_then_sync(self, records: Sequence[SpanRecord]) -> tuple[list[bool], Callable[[], None]]:
+        """``insert_spans`` in two steps, for a pipelined group commit: the rows are committed when this
+        returns but durable only once the returned ``sync()`` has returned (it makes everything committed
+        before the call durable, and raises StoreUnavailable when it cannot). One thread can then flush
+        the last group while another inserts the next. Default: ``insert_spans``, already durable."""
+        return self.insert_spans(records), _already_durable
 
     @abc.abstractmethod
     def get_spans(self, rollout_id: str, attempt_id: str = "") -> list[spans_pb2.Span]:

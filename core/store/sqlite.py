@@ -1,4 +1,5 @@
-"""SQLite store: one file, WAL mode, fsync on commit, one writer at a time (also across processes)."""
+"""SQLite store: one file, WAL mode, fsync of every commit before it counts, one writer at a time (also across
+processes). Schema in sqlite_schema.py, the span bulk insert in sqlite_spans.py, the fsync in sqlite_durability.py."""
 from __future__ import annotations
 
 import contextlib
@@ -7,7 +8,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from agentlightning.core import ids
 from agentlightning.core.auth import TokenRecord
@@ -20,78 +21,10 @@ from agentlightning.core.store.base import (
     StoreError,
     StoreUnavailable,
 )
+from agentlightning.core.store.sqlite_durability import WalSync
+from agentlightning.core.store.sqlite_schema import ATTEMPT_COLUMNS, ROLLOUT_COLUMNS, SCHEMA
 from agentlightning.core.store.sqlite_spans import insert_all_new, insert_one_by_one, max_chunk_rows
 from agentlightning.v1 import resources_pb2, rollouts_pb2, spans_pb2
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS spans (
-    id INTEGER PRIMARY KEY,
-    trace_id BLOB NOT NULL,
-    span_id BLOB NOT NULL,
-    rollout_id TEXT NOT NULL,
-    attempt_id TEXT NOT NULL,
-    kind INTEGER NOT NULL,
-    start_ns INTEGER NOT NULL,
-    producer_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    data BLOB NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS spans_key ON spans(trace_id, span_id);
-CREATE INDEX IF NOT EXISTS spans_rollout ON spans(rollout_id, attempt_id);
-CREATE TABLE IF NOT EXISTS rollouts (
-    rollout_id TEXT PRIMARY KEY,
-    task_id TEXT NOT NULL,
-    group_id TEXT NOT NULL,
-    input_json TEXT NOT NULL,
-    metadata_json TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    max_attempts INTEGER NOT NULL,
-    heartbeat_timeout_s REAL NOT NULL,
-    attempt_count INTEGER NOT NULL DEFAULT 0,
-    current_attempt_id TEXT NOT NULL DEFAULT '',
-    has_final_reward INTEGER NOT NULL DEFAULT 0,
-    final_reward REAL NOT NULL DEFAULT 0,
-    error TEXT NOT NULL DEFAULT '',
-    created_ns INTEGER NOT NULL,
-    updated_ns INTEGER NOT NULL,
-    queue_seq INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS rollouts_queue ON rollouts(status, queue_seq);
-CREATE INDEX IF NOT EXISTS rollouts_group ON rollouts(group_id);
-CREATE TABLE IF NOT EXISTS attempts (
-    attempt_id TEXT PRIMARY KEY,
-    rollout_id TEXT NOT NULL,
-    number INTEGER NOT NULL,
-    worker_id TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    start_ns INTEGER NOT NULL,
-    end_ns INTEGER NOT NULL DEFAULT 0,
-    last_heartbeat_ns INTEGER NOT NULL,
-    error TEXT NOT NULL DEFAULT '',
-    principal TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS attempts_rollout ON attempts(rollout_id);
-CREATE INDEX IF NOT EXISTS attempts_status ON attempts(status);
-CREATE TABLE IF NOT EXISTS tokens (
-    name TEXT PRIMARY KEY,
-    role TEXT NOT NULL,
-    token_hash BLOB NOT NULL UNIQUE,
-    created_ns INTEGER NOT NULL,
-    revoked INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS resources (
-    name TEXT PRIMARY KEY,
-    data BLOB NOT NULL
-);
-"""
-
-_ROLLOUT_COLUMNS = (
-    "rollout_id, task_id, group_id, input_json, metadata_json, mode, status, max_attempts,"
-    " heartbeat_timeout_s, attempt_count, current_attempt_id, has_final_reward, final_reward, error,"
-    " created_ns, updated_ns"
-)
-_ATTEMPT_COLUMNS = "attempt_id, rollout_id, number, worker_id, status, start_ns, end_ns, last_heartbeat_ns, error"
 
 
 def _unavailable(exc: sqlite3.Error) -> StoreError:
@@ -99,6 +32,10 @@ def _unavailable(exc: sqlite3.Error) -> StoreError:
     if any(s in text for s in ("disk", "full", "readonly", "read-only", "locked", "i/o", "busy")):
         return StoreUnavailable(f"database cannot be written: {exc}")
     return StoreError(str(exc))
+
+
+def _nothing_to_sync() -> None:
+    pass
 
 
 class SqliteStore(Store):
@@ -109,7 +46,10 @@ class SqliteStore(Store):
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.default_max_attempts = default_max_attempts
         self.default_heartbeat_timeout_s = default_heartbeat_timeout_s
-        self._synchronous = synchronous
+        # FULL: durable at every commit, by our own fdatasync of the WAL after COMMIT, outside the write
+        # lock (sqlite_durability.py); the connections themselves then run at NORMAL.
+        self._wal_sync = WalSync(self.path) if synchronous.upper() == "FULL" and self.path != ":memory:" else None
+        self._synchronous = "NORMAL" if self._wal_sync else synchronous
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
@@ -140,9 +80,12 @@ class SqliteStore(Store):
         return conn
 
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """An IMMEDIATE transaction on the writer: one writer here, and SQLite's lock across processes."""
+    def _transaction(self, sync: bool = True) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction on the writer: one writer here, and SQLite's lock across processes.
+        Durable when the block exits, unless ``sync`` is False (then the caller must call ``_sync()``)."""
         with self._write_lock:
+            if self._wal_sync is not None:
+                self._wal_sync.check()
             conn = self._writer
             try:
                 conn.execute("BEGIN IMMEDIATE")
@@ -157,6 +100,13 @@ class SqliteStore(Store):
             except BaseException:
                 self._rollback(conn)
                 raise
+        if sync:
+            self._sync()
+
+    def _sync(self) -> None:
+        """Make every transaction committed so far durable."""
+        if self._wal_sync is not None:
+            self._wal_sync.sync()
 
     @staticmethod
     def _rollback(conn: sqlite3.Connection) -> None:
@@ -167,6 +117,8 @@ class SqliteStore(Store):
             pass
 
     def close(self) -> None:
+        if self._wal_sync is not None:
+            self._wal_sync.close()
         with self._conns_lock:
             for conn in self._all_conns:
                 try:
@@ -177,15 +129,20 @@ class SqliteStore(Store):
 
     # -- spans ---------------------------------------------------------------------------
     def insert_spans(self, records: Sequence[SpanRecord]) -> list[bool]:
+        inserted, sync = self.insert_spans_then_sync(records)
+        sync()
+        return inserted
+
+    def insert_spans_then_sync(self, records: Sequence[SpanRecord]) -> tuple[list[bool], Callable[[], None]]:
         if not records:
-            return []
-        with self._transaction() as conn:
+            return [], _nothing_to_sync
+        with self._transaction(sync=False) as conn:
             if insert_all_new(conn, records, self._chunk_rows):
-                return [True] * len(records)  # the common case: no duplicates
+                return [True] * len(records), self._sync  # the common case: no duplicates
             # Some were duplicates: redo row by row (inside the same transaction) to learn which.
             conn.execute("ROLLBACK")
             conn.execute("BEGIN IMMEDIATE")
-            return insert_one_by_one(conn, records)
+            return insert_one_by_one(conn, records), self._sync
 
     def get_spans(self, rollout_id: str, attempt_id: str = "") -> list[spans_pb2.Span]:
         if attempt_id:
@@ -236,7 +193,7 @@ class SqliteStore(Store):
         )
 
     def _get_rollout(self, conn: sqlite3.Connection, rollout_id: str) -> rollouts_pb2.Rollout:
-        row = conn.execute(f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE rollout_id=?", (rollout_id,)).fetchone()
+        row = conn.execute(f"SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE rollout_id=?", (rollout_id,)).fetchone()
         if row is None:
             raise NotFound(f"no rollout {rollout_id!r}")
         return self._rollout_from_row(row)
@@ -252,7 +209,7 @@ class SqliteStore(Store):
                 if existing is None:
                     seq += 1
                     conn.execute(
-                        f"INSERT INTO rollouts({_ROLLOUT_COLUMNS}, queue_seq) VALUES (?,?,?,?,?,?,?,?,?,0,'',0,0,'',?,?,?)",
+                        f"INSERT INTO rollouts({ROLLOUT_COLUMNS}, queue_seq) VALUES (?,?,?,?,?,?,?,?,?,0,'',0,0,'',?,?,?)",
                         (rollout_id, spec.task_id, spec.group_id, spec.input_json or "null",
                          json.dumps(dict(spec.metadata)), spec.mode or "train", states.QUEUED,
                          spec.max_attempts or self.default_max_attempts,
@@ -278,7 +235,7 @@ class SqliteStore(Store):
             number = rollout.attempt_count + 1
             attempt_id = ids.new_attempt_id(rollout.rollout_id, number)
             conn.execute(
-                f"INSERT INTO attempts({_ATTEMPT_COLUMNS}, principal) VALUES (?,?,?,?,?,?,0,?,'',?)",
+                f"INSERT INTO attempts({ATTEMPT_COLUMNS}, principal) VALUES (?,?,?,?,?,?,0,?,'',?)",
                 (attempt_id, rollout.rollout_id, number, worker_id, states.RUNNING, now, now, principal))
             conn.execute(
                 "UPDATE rollouts SET status=?, attempt_count=?, current_attempt_id=?, updated_ns=? WHERE rollout_id=?",
@@ -288,7 +245,7 @@ class SqliteStore(Store):
         return rollout, attempt
 
     def _get_attempt(self, conn: sqlite3.Connection, attempt_id: str) -> rollouts_pb2.Attempt:
-        row = conn.execute(f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE attempt_id=?", (attempt_id,)).fetchone()
+        row = conn.execute(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE attempt_id=?", (attempt_id,)).fetchone()
         if row is None:
             raise NotFound(f"no attempt {attempt_id!r}")
         return self._attempt_from_row(row)
@@ -359,7 +316,7 @@ class SqliteStore(Store):
         affected = []
         with self._transaction() as conn:
             rows = conn.execute(
-                f"SELECT {', '.join('a.' + c.strip() for c in _ATTEMPT_COLUMNS.split(','))}, r.heartbeat_timeout_s"
+                f"SELECT {', '.join('a.' + c.strip() for c in ATTEMPT_COLUMNS.split(','))}, r.heartbeat_timeout_s"
                 " FROM attempts a JOIN rollouts r ON r.rollout_id = a.rollout_id"
                 " WHERE a.status=? AND a.last_heartbeat_ns + CAST(r.heartbeat_timeout_s * 1e9 AS INTEGER) < ?",
                 (states.RUNNING, now_ns)).fetchall()
@@ -385,13 +342,13 @@ class SqliteStore(Store):
             args.append(group_id)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = self._reader().execute(
-            f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts {clause} ORDER BY created_ns, queue_seq LIMIT ? OFFSET ?",
+            f"SELECT {ROLLOUT_COLUMNS} FROM rollouts {clause} ORDER BY created_ns, queue_seq LIMIT ? OFFSET ?",
             (*args, limit, offset)).fetchall()
         return [self._rollout_from_row(r) for r in rows]
 
     def list_attempts(self, rollout_id: str) -> list[rollouts_pb2.Attempt]:
         rows = self._reader().execute(
-            f"SELECT {_ATTEMPT_COLUMNS} FROM attempts WHERE rollout_id=? ORDER BY number", (rollout_id,)).fetchall()
+            f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE rollout_id=? ORDER BY number", (rollout_id,)).fetchall()
         return [self._attempt_from_row(r) for r in rows]
 
     def attempt_owners(self, rollout_ids: Sequence[str]) -> dict[str, dict[str, str]]:
