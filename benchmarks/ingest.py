@@ -90,7 +90,8 @@ def produce(tracer: Tracer, n: int, per_rollout: int = 50) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--spans", type=int, default=200_000)
-    parser.add_argument("--batch", type=int, default=512, help="max spans per Export call")
+    parser.add_argument("--batch", type=int, default=ExporterConfig.max_batch_spans, help="max spans per Export call")
+    parser.add_argument("--senders", type=int, default=ExporterConfig.senders, help="Export calls in flight at once")
     parser.add_argument("--db", default="", help="store path or postgresql:// URL (default: a temp SQLite file)")
     parser.add_argument("--replicas", type=int, default=1, help="server processes sharing the store")
     parser.add_argument("--switch-interval", type=float, default=None,
@@ -105,15 +106,17 @@ def main() -> int:
     tmp = tempfile.mkdtemp(prefix="al-bench-")
     db = args.db or os.path.join(tmp, "bench.db")
     ports = [_free_port() for _ in range(args.replicas)]
-    servers = [subprocess.Popen([sys.executable, "-m", "agentlightning.core.cli", "serve", "--db", db,
-                                 "--port", str(port)], stdout=subprocess.DEVNULL) for port in ports]
+    server_logs = [open(os.path.join(tmp, f"server-{port}.log"), "w+") for port in ports]
+    servers = [subprocess.Popen([sys.executable, "-m", "agentlightning.core.cli", "--log-level", "INFO", "serve",
+                                 "--db", db, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=log)
+               for port, log in zip(ports, server_logs)]
     endpoint = ",".join(f"127.0.0.1:{port}" for port in ports)
     try:
         for port in ports:
             with LightningClient(f"127.0.0.1:{port}") as probe:
                 probe.wait_ready(30)
         exporter = SpanExporter(ExporterConfig(
-            endpoint=endpoint, spool_dir=os.path.join(tmp, "spool"), max_batch_spans=args.batch,
+            endpoint=endpoint, spool_dir=os.path.join(tmp, "spool"), max_batch_spans=args.batch, senders=args.senders,
             max_queue_bytes=256 * 1024 * 1024, flush_interval_s=0.005))
         tracer = Tracer(exporter)
         size = len(_sample_span(tracer).SerializeToString())
@@ -139,11 +142,17 @@ def main() -> int:
             server.terminate()
         for server in servers:
             server.wait(30)
+    commits = []
+    for log in server_logs:
+        log.seek(0)
+        commits += [line.split("group commit: ", 1)[1].strip() for line in log if "group commit: " in line]
+        log.close()
     client_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     p50 = statistics.median(latencies) * 1000 if latencies else float("nan")
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000 if latencies else float("nan")
     rate = stats.acked / elapsed
-    print(f"spans: {args.spans} of ~{size} bytes each, batches of <= {args.batch}, store {redact(db)}, "
+    print(f"spans: {args.spans} of ~{size} bytes each, batches of <= {args.batch}, {args.senders} in flight, "
+          f"store {redact(db)}, "
           f"{args.replicas} server process(es)")
     print(f"acked durable: {stats.acked} (dropped {stats.dropped_total}, spooled {stats.spooled}, "
           f"rejected {stats.rejected}); sampled rollouts read back: {stored} spans")
@@ -152,6 +161,7 @@ def main() -> int:
           f"{rate / 50_000:.2f}x")
     print(f"ack latency per Export call: p50 {p50:.1f} ms, p99 {p99:.1f} ms ({len(latencies)} calls)")
     print(f"peak RSS: client {client_rss:.0f} MiB, server {server_rss:.0f} MiB (largest replica)")
+    print(f"group commit: {'; '.join(commits) or 'not reported'}")
     print(f"CPU per span: client {client_cpu / args.spans * 1e6:.1f} us, server {server_cpu / args.spans * 1e6:.1f} us"
           + (f", PostgreSQL {pg_cpu / args.spans * 1e6:.1f} us" if pg_cpu > 0 else "")
           + f" (machine load average {os.getloadavg()[0]:.2f})")

