@@ -48,6 +48,23 @@ def test_get_model_prefers_the_resource_service_then_env(lightning_server, clien
     assert endpoint.get_model(ttl_s=0).version == "v8"
 
 
+
+def test_a_rollout_can_pin_its_model(monkeypatch):
+    """Inside a rollout whose metadata pins an endpoint (the loop's warm-up teacher), get_model() answers
+    it, whatever the environment or the ResourceService say; outside, the usual lookup applies."""
+    from agentlightning.core.context import new_rollout_context, use_rollout
+
+    monkeypatch.setattr(endpoint, "_cache", {})
+    monkeypatch.delenv("AGENTLIGHTNING_ENDPOINT", raising=False)
+    for key, value in endpoint.model_env(endpoint.ModelEndpoint("http://127.0.0.1:1/v1", "policy", "v3")).items():
+        monkeypatch.setenv(key, value)
+    teacher = endpoint.ModelEndpoint("http://127.0.0.1:9/v1", "teacher", "t1")
+    with use_rollout(new_rollout_context("r1", metadata={"step": "0", **endpoint.pinning_metadata(teacher)})):
+        assert endpoint.get_model(ttl_s=60) == teacher
+    with use_rollout(new_rollout_context("r2", metadata={"step": "0"})):
+        assert endpoint.get_model(ttl_s=0).base_url == "http://127.0.0.1:1/v1"
+    assert endpoint.get_model(ttl_s=0).version == "v3"
+
 def test_agent_loading_and_model_argument(monkeypatch):
     agent = load_agent("json:dumps")
     assert agent is json.dumps

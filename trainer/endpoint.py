@@ -17,6 +17,10 @@ base URL and the model name, which reach it two ways:
     m = get_model()
     OpenAI(base_url=m.base_url, api_key=m.api_key).chat.completions.create(model=m.model, ...)
 
+A rollout may pin its model: when the rollout being run carries ``model_endpoint`` in its metadata
+(with ``model_name``, ``model_version``), ``get_model()`` answers that inside it. The loop's warm-up uses
+this to run the same agents against a teacher while other rollouts keep using the policy.
+
 An agent function may also take the endpoint as a second argument, ``def agent(task, model)``:
 the runner passes ``get_model()``. Imports nothing beyond the core client (no torch).
 """
@@ -33,6 +37,7 @@ NAME_ENV = "AGENTLIGHTNING_MODEL_NAME"
 VERSION_ENV = "AGENTLIGHTNING_MODEL_VERSION"
 API_KEY_ENV = "AGENTLIGHTNING_MODEL_API_KEY"
 RESOURCE = "policy"
+PIN_ENDPOINT, PIN_NAME, PIN_VERSION = "model_endpoint", "model_name", "model_version"  # rollout metadata
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,11 @@ def from_env() -> Optional[ModelEndpoint]:
 
 
 def get_model(name: str = RESOURCE, ttl_s: float = 2.0, use_server: bool = True) -> ModelEndpoint:
-    """The current model: from the ResourceService when reachable, else from the environment."""
+    """The current model: the one the current rollout pins, else the ResourceService's when reachable,
+    else the environment's."""
+    pinned = from_rollout()
+    if pinned is not None:
+        return pinned
     now = time.monotonic()
     with _lock:
         hit = _cache.get(name)
@@ -75,6 +84,24 @@ def get_model(name: str = RESOURCE, ttl_s: float = 2.0, use_server: bool = True)
     with _lock:
         _cache[name] = (now, found)
     return found
+
+
+def pinning_metadata(endpoint: ModelEndpoint) -> dict[str, str]:
+    """Rollout metadata that makes ``get_model()`` answer ``endpoint`` while that rollout runs."""
+    return {PIN_ENDPOINT: endpoint.base_url, PIN_NAME: endpoint.model, PIN_VERSION: endpoint.version}
+
+
+def from_rollout() -> Optional[ModelEndpoint]:
+    """The endpoint pinned by the metadata of the rollout running in this context, if any."""
+    from agentlightning.core.context import current_rollout
+
+    rollout = current_rollout()
+    metadata = rollout.metadata if rollout is not None else None
+    if not metadata or not metadata.get(PIN_ENDPOINT):
+        return None
+    return ModelEndpoint(base_url=metadata[PIN_ENDPOINT], model=metadata.get(PIN_NAME) or "policy",
+                         version=metadata.get(PIN_VERSION, ""),
+                         api_key=os.environ.get(API_KEY_ENV, "agentlightning"))
 
 
 def _from_server(name: str) -> Optional[ModelEndpoint]:
