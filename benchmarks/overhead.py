@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from overhead_harness import Setup  # noqa: E402
-from overhead_report import print_report, summarize  # noqa: E402
+from overhead_report import print_report, print_summary, summarize  # noqa: E402
 
 # name -> "module:function" (module under benchmarks/). Imported lazily, one process per framework, so
 # frameworks never see each other (global hooks, import side effects).
@@ -83,13 +83,22 @@ def main() -> int:
                         help="serve the scripted model from the agent's own process (competes for its GIL)")
     parser.add_argument("--json", action="store_true", help="print one JSON report per line")
     parser.add_argument("--in-process", action="store_true", help="do not fork one process per framework")
+    parser.add_argument("--from-json", metavar="FILE", help="print the reports (and summary) saved by --json")
     args = parser.parse_args()
+    if args.from_json:
+        with open(args.from_json) as f:
+            saved = [json.loads(line) for line in f if line.startswith("{")]
+        for report in saved:
+            print_report(report)
+        print_summary(saved)
+        return 0
     names = args.frameworks or list(FRAMEWORKS)
     unknown = [n for n in names if n not in FRAMEWORKS]
     if unknown:
         parser.error(f"unknown framework(s) {unknown}; registered: {sorted(FRAMEWORKS)}")
     setup = Setup(args.latency_ms, args.llm_in_process)
     status = 0
+    reports = []
     for name in names:
         if args.in_process or len(names) == 1:
             try:
@@ -100,7 +109,10 @@ def main() -> int:
             report = _in_child(name, args)
         if "error" in report:
             status = 1
-        print(json.dumps(report)) if args.json else print_report(report)
+        reports.append(report)
+        print(json.dumps(report), flush=True) if args.json else print_report(report)
+    if not args.json and len(reports) > 1:
+        print_summary(reports)
     return status
 
 

@@ -131,3 +131,23 @@ def _print_added(added: dict[str, dict[str, float]], mark_target: bool) -> None:
             figure = row.get("median", row.get("mean", float("nan")))
             mark = "  ok" if figure < TARGET_US else "  over target"
         print(f"     {label:<34}" + "   ".join(parts) + mark)
+
+
+def print_summary(reports: list[dict[str, Any]]) -> None:
+    """One line per section: the figures the README quotes (µs per LLM/tool event; medians unless noted)."""
+    print(f"\n{'section':<22}{'lat ms':>7}{'hook llm':>9}{'hook tool':>10}{'e2e wall':>9}{'p99':>8}"
+          f"{'cpu agent':>10}{'cpu fw':>8}{'cpu ours':>9}{'cpu all':>8}  load")
+    for r in reports:
+        if "error" in r:
+            print(f"{r.get('framework', '?'):<22}failed: {r['error']}")
+            continue
+        events, added = r.get("events", {}), r.get("e2e", {}).get("added_per_event_us", {})
+        cell = lambda row, key: row.get(key, float("nan")) if row else float("nan")  # noqa: E731
+        print(f"{r['framework']:<22}{r.get('setup', {}).get('latency_ms', 0):>7g}"
+              f"{cell(events.get('llm_call'), 'median_us'):>9.1f}{cell(events.get('tool_call'), 'median_us'):>10.1f}"
+              f"{cell(added.get('wall'), 'median'):>9.1f}{cell(added.get('wall'), 'p99'):>8.0f}"
+              f"{cell(added.get('agent_cpu'), 'mean'):>10.1f}{cell(added.get('framework_cpu'), 'mean'):>8.1f}"
+              f"{cell(added.get('ours_cpu'), 'mean'):>9.1f}{cell(added.get('total_cpu'), 'mean'):>8.1f}"
+              f"  {r.get('loadavg', [float('nan')])[0]:.1f}")
+    print("(hook: median inside our entry points; e2e wall: median/p99 time added to the agent's run; cpu: mean"
+          " CPU added on the agent's thread, the framework's other threads, our threads, all of them)")
