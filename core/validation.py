@@ -1,6 +1,7 @@
 """Server-side span validation: each rule names the field it checks, so a client can fix its data."""
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Optional, Union
@@ -63,6 +64,19 @@ def check_id(value: str, field: str, required: bool) -> Optional[str]:
     return None
 
 
+def _ids_problem(rollout_id: str, attempt_id: str, producer_id: str) -> Optional[str]:
+    for field, value, required in (("rollout_id", rollout_id, True), ("attempt_id", attempt_id, False),
+                                   ("producer_id", producer_id, False)):
+        problem = check_id(value, field, required)
+        if problem:
+            return problem
+    return None
+
+
+# The spans of a batch mostly share one rollout, attempt and producer: check each triple once.
+_cached_ids_problem = functools.lru_cache(maxsize=4096)(_ids_problem)
+
+
 def validate_span(span: spans_pb2.Span) -> Optional[str]:
     """None when the span may be stored, else a reason naming the offending field."""
     checked = validated_record(span, b"")
@@ -85,13 +99,12 @@ def validated_record(span: spans_pb2.Span, data: bytes) -> Union[SpanRecord, str
         return (f"parent_span_id must be empty or 8 bytes other than span_id "
                 f"(got {len(parent_id)} bytes{', equal to span_id' if parent_id == span_id else ''})")
     rollout_id, attempt_id, producer_id = span.rollout_id, span.attempt_id, span.producer_id
-    if not rollout_id or _CONTROL_CHARS.search(rollout_id + attempt_id + producer_id) or max(
-            len(rollout_id), len(attempt_id), len(producer_id)) > MAX_ID_CHARS:
-        for field, value, required in (("rollout_id", rollout_id, True), ("attempt_id", attempt_id, False),
-                                       ("producer_id", producer_id, False)):
-            problem = check_id(value, field, required)
-            if problem:
-                return problem
+    if len(rollout_id) + len(attempt_id) + len(producer_id) <= 3 * MAX_ID_CHARS:  # bounds the cache's memory
+        problem = _cached_ids_problem(rollout_id, attempt_id, producer_id)
+    else:
+        problem = _ids_problem(rollout_id, attempt_id, producer_id)
+    if problem:
+        return problem
     if len(span.name) > MAX_NAME_CHARS or len(span.agent_name) > MAX_NAME_CHARS:
         return f"name or agent_name longer than {MAX_NAME_CHARS} characters"
     kind = span.kind
