@@ -12,6 +12,7 @@ work lands in whichever run it happens to overlap).
 from __future__ import annotations
 
 import os
+import random
 import statistics
 from typing import Any
 
@@ -24,9 +25,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def _stats(values: list[float]) -> dict[str, float]:
+def _stats(values: list[float]) -> dict[str, Any]:
     return {"median": round(statistics.median(values), 1), "p99": round(percentile(values, 0.99), 1),
-            "mean": round(statistics.fmean(values), 1)}
+            "mean": round(statistics.fmean(values), 1), "median_ci95": median_ci95(values)}
+
+
+def median_ci95(values: list[float], resamples: int = 1000) -> list[float]:
+    """Bootstrap 95% interval of the median: when it spans zero, the difference is within the noise."""
+    if len(values) < 2:
+        return [float("nan"), float("nan")]
+    rng = random.Random(0)
+    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(resamples))
+    return [round(medians[int(0.025 * resamples)], 1), round(medians[int(0.975 * resamples) - 1], 1)]
 
 
 def _added(m: Any, counted: int, arm: str, base: str) -> dict[str, Any]:
@@ -126,6 +136,8 @@ def _print_added(added: dict[str, dict[str, float]], mark_target: bool) -> None:
         if row is None:
             continue
         parts = [f"{name} {row[name]:>8.1f} µs" for name in ("median", "p99", "mean") if name in row]
+        if "median_ci95" in row:
+            parts.append(f"median 95% CI [{row['median_ci95'][0]:.0f}, {row['median_ci95'][1]:.0f}]")
         mark = ""
         if mark_target and key in ("wall", "total_cpu"):
             figure = row.get("median", row.get("mean", float("nan")))
@@ -135,7 +147,7 @@ def _print_added(added: dict[str, dict[str, float]], mark_target: bool) -> None:
 
 def print_summary(reports: list[dict[str, Any]]) -> None:
     """One line per section: the figures the README quotes (µs per LLM/tool event; medians unless noted)."""
-    print(f"\n{'section':<22}{'lat ms':>7}{'hook llm':>9}{'hook tool':>10}{'e2e wall':>9}{'p99':>8}"
+    print(f"\n{'section':<22}{'lat ms':>7}{'hook llm':>9}{'hook tool':>10}{'e2e wall':>9}{'95% CI':>15}{'p99':>8}"
           f"{'cpu agent':>10}{'cpu fw':>8}{'cpu ours':>9}{'cpu all':>8}  load")
     for r in reports:
         if "error" in r:
@@ -145,9 +157,14 @@ def print_summary(reports: list[dict[str, Any]]) -> None:
         cell = lambda row, key: row.get(key, float("nan")) if row else float("nan")  # noqa: E731
         print(f"{r['framework']:<22}{r.get('setup', {}).get('latency_ms', 0):>7g}"
               f"{cell(events.get('llm_call'), 'median_us'):>9.1f}{cell(events.get('tool_call'), 'median_us'):>10.1f}"
-              f"{cell(added.get('wall'), 'median'):>9.1f}{cell(added.get('wall'), 'p99'):>8.0f}"
+              f"{cell(added.get('wall'), 'median'):>9.1f}{_ci(added.get('wall')):>15}{cell(added.get('wall'), 'p99'):>8.0f}"
               f"{cell(added.get('agent_cpu'), 'mean'):>10.1f}{cell(added.get('framework_cpu'), 'mean'):>8.1f}"
               f"{cell(added.get('ours_cpu'), 'mean'):>9.1f}{cell(added.get('total_cpu'), 'mean'):>8.1f}"
               f"  {r.get('loadavg', [float('nan')])[0]:.1f}")
     print("(hook: median inside our entry points; e2e wall: median/p99 time added to the agent's run; cpu: mean"
           " CPU added on the agent's thread, the framework's other threads, our threads, all of them)")
+
+
+def _ci(row: Any) -> str:
+    ci = (row or {}).get("median_ci95")
+    return f"[{ci[0]:.0f}, {ci[1]:.0f}]" if ci else ""
