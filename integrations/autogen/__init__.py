@@ -12,7 +12,8 @@ Nothing in the agent changes. Two public AutoGen hooks feed it:
   ``autogen_agentchat.events`` supplies each tool's result and ``is_error`` (see ``logtap`` for how
   those loggers are opened without changing what the application's logging shows).
 
-Hooks only note events; spans are built on a background thread and drained when an agent's run ends.
+Hooks only note events; spans are built in one batch when an agent's run ends (or by a background
+thread every half second during a long run).
 A team's turns are separate agent spans: run the team inside ``agentlightning.rollout()`` (runners
 do) for one rollout per team run; outside a rollout each turn gets a generated one. AutoGen logs a
 non-streamed model call once it returned (the LLM span is that instant; a streamed one spans first
@@ -38,7 +39,7 @@ def instrument(tracer: Optional[Tracer] = None, *, defer: bool = True) -> AutoGe
     """Start recording AutoGen (idempotent) and return the recorder.
 
     ``tracer`` defaults to the process-wide one (``agentlightning.configure``), looked up per span.
-    ``defer`` (fixed on the first call) builds spans on a background thread; hooks only note events.
+    ``defer`` (fixed on the first call) builds spans later, in batches; hooks only note events.
     """
     global _recorder, _active
     import logging

@@ -4,9 +4,9 @@ Two hooks feed it: an OpenTelemetry span processor (``on_start``/``on_end``, SDK
 ``invoke_agent``/``execute_tool`` spans, and ``on_record`` for AutoGen's event-log records. Each notes
 the event with its parent (the OpenTelemetry id of the enclosing AutoGen span, resolved here, where
 the context is), the clock and, for roots, the current agentlightning span/rollout; ``SpanBuilder``
-applies the notes in order on a background worker (``defer=True``) or inline. When an outermost agent
-span ends, the worker is drained (bounded), so once ``agent.run()`` returns its spans are with the
-exporter and ``agentlightning.flush()`` covers them.
+applies the notes in order, later and in batches (``defer=True``, see ``core.deferred``) or inline.
+When an outermost agent span ends, the notes are drained (bounded), so once ``agent.run()`` returns its
+spans are with the exporter and ``agentlightning.flush()`` covers them.
 """
 from __future__ import annotations
 

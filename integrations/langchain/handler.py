@@ -7,9 +7,10 @@ agent names, inherited by child spans. Plumbing chains (prompts, sequences, edge
 their parent so the tree reads graph -> node -> LLM/tool.
 
 On the agent's thread a callback only opens a span (ids, parent, agent name) or notes what LangChain
-handed it; mapping messages, tools and results and ending the span happen on a ``core.deferred``
-worker (``finish.py``), which overlaps the time the agent waits on the model. When a top-level run
-ends, the worker is drained (bounded), so once ``invoke`` returns its spans are with the exporter.
+handed it; mapping messages, tools and results and ending the span are queued on a ``core.deferred``
+worker (``finish.py``). When a top-level run ends, the queue is drained in one pass (bounded), so once
+``invoke`` returns its spans are with the exporter; in a long run the worker's thread maps what has
+queued every half second, usually while the agent waits on its model.
 Every callback body is guarded: a bug is logged at debug level and never reaches the agent.
 """
 from __future__ import annotations

@@ -12,10 +12,11 @@ attribute), which gives the same agent -> LLM -> tool tree on every SDK version.
 ``include_turn_spans=True`` records them as CHAIN spans.
 
 Split of work: on the agent's thread a hook only notes the event (parent links, clock, contextvars,
-a snapshot of lists the SDK may still append to) and hands it to the ``Recorder`` on a background
-thread (``defer=True``, the default), which creates and fills our spans in event order. A trace's end
-waits (bounded by ``drain_timeout_s``) until its spans are finished, so once ``Runner.run`` returns they
-are all with the exporter and ``agentlightning.flush()`` covers them.
+a snapshot of lists the SDK may still append to) and queues it for the ``Recorder`` (``defer=True``, the
+default), which creates and fills our spans in event order, in batches (``core.deferred``): a trace's
+end drains the queue in one pass (bounded by ``drain_timeout_s``), so once ``Runner.run`` returns the
+spans are all with the exporter and ``agentlightning.flush()`` covers them; during a long trace a
+background thread maps what has queued every half second.
 """
 from __future__ import annotations
 
