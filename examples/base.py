@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional, Sequence
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,11 @@ class Example:
     reward:        ``reward(prediction, task) -> float`` in [0, 1]: the final reward the agent returns.
     success_threshold: a rollout counts as a success when its final reward is above this.
     defaults:      demo defaults that finish in ~15 minutes on 2 CPU cores (steps, group_size, tasks_per_step,
-                   n_train, n_test, max_new_tokens, learning rate, ...), overridable by flags.
+                   n_train, n_test, max_new_tokens, learning rate, warmup, warmup_tasks, warmup_epochs, ...),
+                   overridable by flags.
+    teacher:       ``teacher(train_tasks) -> script`` for :class:`~agentlightning.testing.scripted_llm.ScriptedLLMServer`:
+                   a scripted teacher that plays the tasks' worked solutions through the agent, for the
+                   warm-up before RL (:mod:`agentlightning.trainer.warmup`); None: the example has none.
     """
 
     name: str
@@ -33,3 +37,4 @@ class Example:
     description: str = ""
     success_threshold: float = 0.5
     defaults: dict[str, Any] = field(default_factory=dict)
+    teacher: Optional[Callable[[Sequence[dict[str, Any]]], Callable[[dict, str], Any]]] = None

@@ -48,6 +48,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the example's)")
     p.add_argument("--lora", action="store_true", default=None, help="train a LoRA adapter, not all weights")
     p.add_argument("--level", type=int, default=None, help="difficulty of generated problems (calc: 1-3)")
+    warm = p.add_mutually_exclusive_group()
+    warm.add_argument("--warmup", dest="warmup", action="store_true", default=None,
+                      help="clone the example's scripted teacher (its tasks' worked solutions, played through the "
+                           "agent) before RL (calc's default: SmolLM2-135M never calls a tool on its own)")
+    warm.add_argument("--no-warmup", dest="warmup", action="store_false", help="start RL from the base model")
+    p.add_argument("--warmup-tasks", type=int, default=None, help="demonstration tasks for the warm-up")
+    p.add_argument("--warmup-epochs", type=int, default=None, help="passes over the demonstrations")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluations")
     p.add_argument("--quiet", action="store_true", help="only the final table")
     p.set_defaults(func=_run)
@@ -65,7 +72,8 @@ def _run(args: argparse.Namespace) -> int:
         workers=args.workers, model=args.model, device=args.device, vllm=args.vllm, air=args.air, seed=args.seed,
         data=args.data, out=args.out or f"demo-{args.example}", n_train=args.n_train, n_test=args.n_test,
         max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-        eval_temperature=args.eval_temperature, learning_rate=args.lr, lora=args.lora,
+        eval_temperature=args.eval_temperature, learning_rate=args.lr, lora=args.lora, warmup=args.warmup,
+        warmup_tasks=args.warmup_tasks, warmup_epochs=args.warmup_epochs,
         evaluate=not args.no_eval, progress=not args.quiet,
         extra={"level": args.level} if args.level is not None else {})
     try:
@@ -76,6 +84,7 @@ def _run(args: argparse.Namespace) -> int:
     if result.table:
         print(result.table)
     print(json.dumps({"out": config.out, "seconds": result.seconds, "curve": result.curve, "steps": len(result.rows),
-                      "before": result.before.to_dict() if result.before else None,
+                      "before": result.before.to_dict() if result.before else None, "warmup": result.warmup,
+                      "warmed": result.warmed.to_dict() if result.warmed else None,
                       "after": result.after.to_dict() if result.after else None}))
     return 0

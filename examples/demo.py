@@ -6,8 +6,10 @@
 
 One :class:`~agentlightning.trainer.loop.TrainingLoop` does everything: it starts the embedded
 Lightning server, the model server (CPU by default; ``device="cuda"`` or a vLLM venv for a GPU) and the
-runner processes. The untrained policy answers the held-out split first (greedy), the loop trains for
-``steps`` steps on the training split, and the trained policy answers the held-out split again. Written
+runner processes. The untrained policy answers the held-out split first (greedy); when the example has a
+warm-up teacher (calc does: SmolLM2-135M never calls a tool on its own), the loop clones the teacher's
+demonstrations and the warmed-up policy answers the held-out split again; the loop trains for ``steps``
+RL steps on the training split, and the trained policy answers the held-out split once more. Written
 under ``out``: ``data/`` (the generated dataset in the example's official format), ``run/`` (the loop's
 checkpoints, ``metrics.jsonl``, logs, database), ``eval.json``, ``summary.json``, ``reward_curve.png``.
 """
@@ -84,6 +86,9 @@ class DemoConfig:
     learning_rate: Optional[float] = None
     lora: Optional[bool] = None
     temperature: Optional[float] = None  # sampling temperature of training rollouts
+    warmup: Optional[bool] = None         # behaviour cloning on the example's teacher before RL
+    warmup_tasks: Optional[int] = None
+    warmup_epochs: Optional[int] = None
     eval_temperature: float = 0.0
     evaluate: bool = True
     progress: bool = True
@@ -96,7 +101,9 @@ class DemoConfig:
                 "tasks_per_step": pick("tasks_per_step", 8), "workers": pick("workers", 4),
                 "n_train": pick("n_train", 200), "n_test": pick("n_test", 32),
                 "max_new_tokens": pick("max_new_tokens", 64), "learning_rate": pick("learning_rate", None),
-                "lora": pick("lora", bool(self.vllm)), "temperature": pick("temperature", 1.0)}
+                "lora": pick("lora", bool(self.vllm)), "temperature": pick("temperature", 1.0),
+                "warmup": bool(pick("warmup", False)) and example.teacher is not None,
+                "warmup_tasks": pick("warmup_tasks", 16), "warmup_epochs": pick("warmup_epochs", 1)}
 
 
 @dataclass
@@ -104,6 +111,8 @@ class DemoResult:
     example: str
     settings: dict[str, Any]
     before: Any = None
+    warmed: Any = None          # held-out evaluation after the warm-up (the RL starting point)
+    warmup: Optional[dict[str, Any]] = None
     after: Any = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     table: str = ""
@@ -149,7 +158,8 @@ def _split_files(root: Path) -> tuple[Optional[Path], Optional[Path]]:
 
 
 def build_train_config(example: Example, config: DemoConfig, settings: dict[str, Any],
-                       train_tasks: list[dict[str, Any]], run_dir: Path, model_server: Optional[str] = None):
+                       train_tasks: list[dict[str, Any]], run_dir: Path, model_server: Optional[str] = None,
+                       teacher_url: Optional[str] = None):
     from agentlightning.core.lightningrl.config import AirConfig, LightningRLConfig
     from agentlightning.trainer.loop_config import TrainConfig
     from agentlightning.trainer.update_config import UpdateConfig
@@ -158,12 +168,18 @@ def build_train_config(example: Example, config: DemoConfig, settings: dict[str,
     update = UpdateConfig(learning_rate=settings["learning_rate"], lora=settings["lora"], device=config.device,
                           seed=config.seed)
     lightningrl = LightningRLConfig(agents=example.train_agents, air=AirConfig(enabled=config.air))
+    warmup = None
+    if teacher_url:
+        from agentlightning.trainer.warmup import WarmupConfig
+
+        warmup = WarmupConfig(teacher_url=teacher_url, tasks=settings["warmup_tasks"],
+                              epochs=settings["warmup_epochs"])
     return TrainConfig(agent=example.agent, data=[{**t, **token_cap} for t in train_tasks], model=config.model,
                        steps=settings["steps"], group_size=settings["group_size"],
                        tasks_per_step=min(settings["tasks_per_step"], len(train_tasks)),
                        workers=settings["workers"], run_dir=run_dir, model_server=model_server,
                        rollout_timeout_s=300.0, success_threshold=example.success_threshold, seed=config.seed,
-                       progress=config.progress, update=update, lightningrl=lightningrl)
+                       progress=config.progress, update=update, lightningrl=lightningrl, warmup=warmup)
 
 
 def run_demo(config: DemoConfig) -> DemoResult:
@@ -185,17 +201,26 @@ def run_demo(config: DemoConfig) -> DemoResult:
         f"{config.model}, {settings['steps']} steps x {settings['tasks_per_step']} tasks x "
         f"{settings['group_size']} rollouts, AIR {'on' if config.air else 'off'}", flush=True)
     vllm = _start_vllm(config) if config.vllm else None
+    teacher = _start_teacher(example, train_tasks) if settings["warmup"] else None
     result = DemoResult(example=example.name, settings={**settings, **_public(config)})
     loop = TrainingLoop(build_train_config(example, config, settings, train_tasks, run_dir,
-                                           model_server=vllm[1].url if vllm else None))
+                                           model_server=vllm[1].url if vllm else None,
+                                           teacher_url=teacher.base_url if teacher else None))
     eval_input = {"temperature": config.eval_temperature, "max_tokens": settings["max_new_tokens"]}
+    evaluate = config.evaluate and bool(test_tasks)
     try:
         loop.open()
         if not loop.workers.procs:
             loop.workers.start()  # zero training steps: the evaluation still needs runners
-        if config.evaluate and test_tasks:
+        if evaluate:
             result.before = demo_eval.evaluate(loop, test_tasks, "before", example.success_threshold, eval_input,
                                                progress=config.progress)
+        if teacher is not None:
+            result.warmup = loop.warm_up()
+            teacher.stop()
+            if evaluate:
+                result.warmed = demo_eval.evaluate(loop, test_tasks, "warmed-up", example.success_threshold,
+                                                   eval_input, progress=config.progress)
         while loop.state.step < loop.config.steps:
             loop.run_step(loop.state.step)
         if config.evaluate and test_tasks and settings["steps"] > 0:
@@ -210,18 +235,22 @@ def run_demo(config: DemoConfig) -> DemoResult:
         if loop.metrics is not None:
             result.rows = list(loop.metrics.rows)
         loop.close()
+        if teacher is not None:
+            teacher.stop()
         if vllm is not None:
             vllm[1].stop()
             vllm[0].stop()
     result.seconds = round(time.monotonic() - started, 1)
     if result.before is not None:
-        result.table = demo_eval.table(result.before, result.after)
+        result.table = demo_eval.table(result.before, result.after, warmed=result.warmed)
     curve = demo_eval.plot(result.rows, result.before, result.after, out / "reward_curve.png",
-                           f"agentlightning demo {example.name} ({config.model}, AIR {'on' if config.air else 'off'})")
+                           f"agentlightning demo {example.name} ({config.model}, AIR {'on' if config.air else 'off'})",
+                           warmed=result.warmed)
     result.curve = str(curve) if curve else None
     summary = {"example": example.name, "settings": result.settings, "seconds": result.seconds,
                "interrupted": result.interrupted,
-               "before": result.before.to_dict() if result.before else None,
+               "before": result.before.to_dict() if result.before else None, "warmup": result.warmup,
+               "warmed": result.warmed.to_dict() if result.warmed else None,
                "after": result.after.to_dict() if result.after else None,
                "train": [{k: r.get(k) for k in ("step", "reward_mean", "success_rate", "air_mean", "air_fired",
                                                 "rollout_seconds", "update_seconds")} for r in result.rows]}
@@ -231,6 +260,14 @@ def run_demo(config: DemoConfig) -> DemoResult:
 
 def _public(config: DemoConfig) -> dict[str, Any]:
     return {k: v for k, v in asdict(config).items() if k not in ("progress",)}
+
+
+def _start_teacher(example: Example, train_tasks: list[dict[str, Any]]):
+    """The example's scripted warm-up teacher on 127.0.0.1, playing the training tasks' worked solutions."""
+    from agentlightning.testing.scripted_llm import ScriptedLLMServer
+
+    assert example.teacher is not None
+    return ScriptedLLMServer(example.teacher(train_tasks), model="teacher").start()
 
 
 def _start_vllm(config: DemoConfig):

@@ -91,20 +91,24 @@ def summarise(traces: Sequence[Any], label: str, version: str, threshold: float,
         failed_rollouts=sum(1 for t in traces if t.status != states.SUCCEEDED), seconds=round(seconds, 1))
 
 
-def table(before: EvalResult, after: Optional[EvalResult]) -> str:
-    """A plain-text before/after table."""
+def table(before: EvalResult, after: Optional[EvalResult], warmed: Optional[EvalResult] = None) -> str:
+    """A plain-text table: before, after the warm-up (when there was one), after RL, and what RL changed
+    (after minus its starting point: the warmed-up policy when there is one)."""
     rows = [("reward (mean)", "reward_mean"), ("success rate", "success_rate"),
             ("tool-use rate", "tool_use_rate"), ("tool-error rate", "tool_error_rate")]
-    header = f"{'held-out tasks: ' + str(before.tasks):<24}{'before (' + before.policy_version + ')':>16}"
+    columns = [("before", before)] + ([("warmed-up", warmed)] if warmed is not None else [])
+    columns += [("after", after)] if after is not None else []
+    start = warmed if warmed is not None else before
+    header = f"{'held-out tasks: ' + str(before.tasks):<24}"
+    header += "".join(f"{name + ' (' + r.policy_version + ')':>18}" for name, r in columns)
     if after is not None:
-        header += f"{'after (' + after.policy_version + ')':>16}{'change':>10}"
+        header += f"{'RL change':>11}"
     lines = [header, "-" * len(header)]
     for title, key in rows:
-        b = getattr(before, key)
-        line = f"{title:<24}{_fmt(b):>16}"
+        line = f"{title:<24}" + "".join(f"{_fmt(getattr(r, key)):>18}" for _, r in columns)
         if after is not None:
-            a = getattr(after, key)
-            line += f"{_fmt(a):>16}{_fmt(None if a is None or b is None else a - b, sign=True):>10}"
+            a, b = getattr(after, key), getattr(start, key)
+            line += f"{_fmt(None if a is None or b is None else a - b, sign=True):>11}"
         lines.append(line)
     return "\n".join(lines)
 
@@ -116,7 +120,7 @@ def _fmt(value: Optional[float], sign: bool = False) -> str:
 
 
 def plot(rows: Sequence[dict[str, Any]], before: Optional[EvalResult], after: Optional[EvalResult],
-         path: Path, title: str) -> Optional[Path]:
+         path: Path, title: str, warmed: Optional[EvalResult] = None) -> Optional[Path]:
     """Training reward/success per step, with the held-out evaluations as points at both ends."""
     try:
         import matplotlib
@@ -130,7 +134,7 @@ def plot(rows: Sequence[dict[str, Any]], before: Optional[EvalResult], after: Op
     ax.plot(steps, [_num(r.get("reward_mean")) for r in rows], marker="o", label="train reward (mean)")
     ax.plot(steps, [_num(r.get("success_rate")) for r in rows], marker=".", label="train success rate")
     last = (steps[-1] if steps else 0)
-    for result, x, marker in ((before, 0, "s"), (after, last, "D")):
+    for result, x, marker in ((before, 0, "s"), (warmed, 0, "^"), (after, last, "D")):
         if result is not None:
             ax.scatter([x], [result.reward_mean], marker=marker, color="black", zorder=3,
                        label=f"held-out reward ({result.label})")

@@ -201,6 +201,10 @@ def test_demo_calc_command_with_the_tiny_model(tmp_path):
     assert "reward (mean)" in proc.stdout and "tool-error rate" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["before"]["policy_version"] == "v0" and summary["after"]["policy_version"] == "v1"
+    # calc warms up on its teacher by default: every training task replayed once, two calls each
+    assert summary["warmup"]["rollouts"] == summary["warmup"]["kept_rollouts"] == 6
+    assert summary["warmup"]["demonstrations"] == 12 and summary["warmed"]["policy_version"] == "warmup"
+    assert "warmed-up (warmup)" in proc.stdout and "RL change" in proc.stdout
     assert summary["before"]["tasks"] == summary["after"]["tasks"] == 3
     assert summary["before"]["llm_calls"] >= 3 and len(summary["train"]) == 1
     assert (out / "reward_curve.png").stat().st_size > 1000

@@ -22,7 +22,7 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from agentlightning.core import rollout_states as states
 from agentlightning.core.client import LightningClient
@@ -62,6 +62,7 @@ class TrainingLoop:
         try:
             self.open()
             assert self.state is not None
+            self.warm_up()
             while self.state.step < self.config.steps:
                 self.run_step(self.state.step)
             self.state.phase = "done"
@@ -163,6 +164,55 @@ class TrainingLoop:
                 self.updater.load(self.state.checkpoint)
         return self.updater
 
+    # -- warm-up ------------------------------------------------------------------------------
+    def warm_up(self) -> Optional[dict[str, Any]]:
+        """Behaviour cloning on the teacher's demonstrations (``config.warmup``), once, before step 0.
+
+        The runners run the agent with each demonstration rollout pinned to the teacher; the kept
+        calls train the policy (see :mod:`agentlightning.trainer.warmup`), which is then served and
+        published as version ``warmup``. Returns the warm-up's summary (also written to ``warmup.json``)."""
+        cfg, state = self.config, self.state
+        assert state is not None and self.client is not None and self.policy is not None
+        if cfg.warmup is None or state.warmed_up or state.step > 0:
+            return None
+        from agentlightning.trainer import warmup
+
+        started = time.monotonic()
+        wcfg = cfg.warmup
+        count = min(wcfg.tasks or len(self.tasks), len(self.tasks))
+        tasks = tasks_for_step(self.tasks, 0, count, cfg.seed + 7919)
+        specs = warmup.demonstration_specs(wcfg, tasks, state.run_id, _json, cfg.max_attempts,
+                                           cfg.rollout_timeout_s)
+        for start in range(0, len(specs), 500):
+            self.client.enqueue_specs(specs[start:start + 500])
+        ids = [s.rollout_id for s in specs]
+        updater = self._ensure_updater()
+        self.wait_for_rollouts("warm-up", ids)
+        traces = load_from_client(self.client, rollout_ids=ids)
+        rl = warmup.demonstration_config(cfg.lightningrl.with_(tokenizer=cfg.lightningrl.tokenizer or updater.tokenizer))
+        kept, rewards = warmup.keep_demonstrations(traces, build_transitions(traces, rl).transitions,
+                                                   wcfg.min_reward)
+        if not kept:
+            raise RuntimeError(f"warm-up: none of {len(ids)} teacher rollouts scored above {wcfg.min_reward} "
+                               f"(rewards {sorted(rewards)[:8]}...); check the teacher at {wcfg.teacher_url}")
+        losses = warmup.clone(updater, kept, wcfg.epochs, wcfg.batch_size)
+        info = updater.save(self.run_dir / "checkpoints" / warmup.WARMUP_PHASE, warmup.WARMUP_PHASE, step=0,
+                            extra={"run_id": state.run_id})
+        self.policy.load(info.path, warmup.WARMUP_PHASE)
+        state.version, state.checkpoint, state.warmed_up = warmup.WARMUP_PHASE, info.path, True
+        self._publish(state.version, info.path)
+        state.save(self.run_dir)
+        result = warmup.WarmupResult(rollouts=len(ids), kept_rollouts=len({t.rollout_id for t in kept}),
+                                     demonstrations=len(kept), losses=losses,
+                                     reward_mean=sum(rewards) / len(rewards) if rewards else 0.0,
+                                     seconds=time.monotonic() - started)
+        row = {"version": warmup.WARMUP_PHASE, "checkpoint": info.path, "time": time.time(), **result.to_dict()}
+        (self.run_dir / warmup.SUMMARY_FILE).write_text(_json(row) + "\n")
+        self.progress.note(f"warm-up: {result.demonstrations} demonstrations from {result.kept_rollouts}/"
+                           f"{result.rollouts} teacher rollouts, loss {' -> '.join(f'{x:.3f}' for x in losses)}, "
+                           f"{result.seconds:.0f}s")
+        return row
+
     # -- one step -----------------------------------------------------------------------------
     def run_step(self, step: int) -> dict[str, Any]:
         cfg, state = self.config, self.state
@@ -246,7 +296,7 @@ class TrainingLoop:
                     except Exception as exc:  # it may have finished or timed out meanwhile
                         logger.debug("could not release attempt %s: %s", attempt.attempt_id, exc)
 
-    def wait_for_rollouts(self, step: int, ids: list[str], poll_s: float = 0.25) -> None:
+    def wait_for_rollouts(self, step: Union[int, str], ids: list[str], poll_s: float = 0.25) -> None:
         assert self.client is not None and self.workers is not None
         pending = set(ids)
         while pending:

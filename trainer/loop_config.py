@@ -7,6 +7,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 from agentlightning.core.lightningrl.config import LightningRLConfig
 from agentlightning.trainer.update_config import UpdateConfig
+from agentlightning.trainer.warmup import WarmupConfig
 
 
 @dataclass
@@ -34,6 +35,8 @@ class TrainConfig:
     rollout_timeout_s: heartbeat timeout of an attempt (a dead runner's rollout is retried after it).
     success_threshold: a rollout succeeds when its final reward is above this.
     keep_checkpoints: checkpoints kept on disk (older ones are deleted; the live one never).
+    warmup:           behaviour cloning on a teacher's demonstrations before the first step
+                      (:class:`agentlightning.trainer.warmup.WarmupConfig`); None = start RL at once.
     """
 
     agent: Union[str, Callable[..., Any]]
@@ -60,6 +63,7 @@ class TrainConfig:
     progress: bool = True
     update: UpdateConfig = field(default_factory=UpdateConfig)
     lightningrl: LightningRLConfig = field(default_factory=LightningRLConfig)
+    warmup: Optional[WarmupConfig] = None
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.group_size < 1 or self.workers < 1:
@@ -81,5 +85,8 @@ class TrainConfig:
 
     def resume_settings(self) -> dict[str, Any]:
         """What must match between a run and its resumption (else rollouts would not line up)."""
-        return {"agent": self.agent_spec, "model": self.model, "group_size": self.group_size,
-                "tasks_per_step": self.tasks_per_step, "seed": self.seed, "lora": self.update.lora}
+        settings = {"agent": self.agent_spec, "model": self.model, "group_size": self.group_size,
+                    "tasks_per_step": self.tasks_per_step, "seed": self.seed, "lora": self.update.lora}
+        if self.warmup is not None:  # only then: runs saved before warm-ups existed still resume
+            settings["warmup"] = True
+        return settings

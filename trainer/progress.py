@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -31,8 +31,9 @@ class Progress:
         self._bar = tqdm(total=total_steps, initial=start, desc="training", unit="step", dynamic_ncols=True,
                          file=sys.stderr)
 
-    def rollouts(self, step: int, done: int, total: int, version: str) -> None:
-        text = f"step {step} ({version}) rollouts {done}/{total}"
+    def rollouts(self, step: Union[int, str], done: int, total: int, version: str) -> None:
+        label = f"step {step}" if isinstance(step, int) else step
+        text = f"{label} ({version}) rollouts {done}/{total}"
         if self._bar is not None and text != self._last:
             self._last = text
             self._bar.set_description(text, refresh=True)
@@ -48,6 +49,15 @@ class Progress:
                               version=row["new_version"], refresh=False)
         self._bar.update(1)
         self._bar.write(summary(row), file=sys.stderr)
+
+    def note(self, text: str) -> None:
+        """One line of its own (under the bar when there is one)."""
+        if not self.enabled:
+            return
+        if self._bar is None:
+            print(text, file=sys.stderr, flush=True)
+        else:
+            self._bar.write(text, file=sys.stderr)
 
     def close(self) -> None:
         if self._bar is not None:

@@ -25,6 +25,7 @@ class RunState:
     version: str = "v0"           # the policy version the model server serves
     checkpoint: str = ""          # that version's checkpoint directory ("" = the base model)
     incarnations: int = 0         # how many times the loop has (re)started on this run
+    warmed_up: bool = False       # the warm-up (behaviour cloning before step 0) is done
     settings: dict[str, Any] = field(default_factory=dict)  # what must not change on resume
 
     @classmethod

@@ -60,6 +60,9 @@ class UpdateResult:
     grad_norm: float = 0.0            # of the last optimizer step, before clipping
     old_logps_recorded: int = 0       # samples whose ratio used the server's recorded logprobs
     logprob_drift: Optional[float] = None  # mean |logp_trainer - logp_server| before the update
+    # Mean negative log-likelihood per response token of the samples without recorded logprobs, under the
+    # policy as it stood when they were first scored (for a warm-up's demonstrations: the SFT loss).
+    nll: Optional[float] = None
     dropped: dict[str, int] = field(default_factory=dict)
     trl_metrics: dict[str, float] = field(default_factory=dict)
 
@@ -72,7 +75,8 @@ class UpdateResult:
         return {"samples": self.samples, "tokens": self.tokens, "optimizer_steps": self.optimizer_steps,
                 "seconds": self.seconds, "samples_per_s": self.samples_per_s, "loss": self.loss,
                 "grad_norm": self.grad_norm, "old_logps_recorded": self.old_logps_recorded,
-                "logprob_drift": self.logprob_drift, "dropped": dict(self.dropped), **self.trl_metrics}
+                "logprob_drift": self.logprob_drift, "nll": self.nll, "dropped": dict(self.dropped),
+                **self.trl_metrics}
 
 
 def _trainer_class():
@@ -84,6 +88,7 @@ def _trainer_class():
 
         _old_fill: Optional[tuple] = None
         _drift: list = []
+        _filled: list = []  # (sum of logps, tokens) of rows scored for want of recorded logprobs
         _measure_drift = False
 
         def _prepare_inputs(self, inputs):  # the batch is final: skip TRL's generate-and-score
@@ -109,7 +114,10 @@ def _trainer_class():
                     diff = (logps.detach()[recorded].float() - old[recorded]).abs() * m
                     self._drift.append((float(diff.sum()), float(m.sum())))
                 if missing.any():
-                    old[missing] = logps.detach()[missing].to(old.dtype)
+                    filled = logps.detach()[missing]
+                    m = mask[missing].to(filled.dtype)
+                    self._filled.append((float((filled * m).sum()), float(m.sum())))
+                    old[missing] = filled.to(old.dtype)
                     missing.zero_()
             return logps, entropies, aux
 
@@ -201,6 +209,7 @@ class PolicyUpdater:
                     mb["ref_per_token_logps"] = self._reference_logps(mb)
         result.tokens = int(sum(int(mb["n_tokens"]) for step_batches in batches for mb in step_batches))
         trainer._drift = []
+        trainer._filled = []
         trainer._metrics["train"].clear()
         self.model.train()
         losses: list[float] = []
@@ -214,6 +223,8 @@ class PolicyUpdater:
         drift_sum = sum(d for d, _ in trainer._drift)
         drift_n = sum(n for _, n in trainer._drift)
         result.logprob_drift = drift_sum / drift_n if drift_n else None
+        filled_n = sum(n for _, n in trainer._filled)
+        result.nll = -sum(t for t, _ in trainer._filled) / filled_n if filled_n else None
         result.trl_metrics = {k: sum(v) / len(v) for k, v in trainer._metrics["train"].items()
                               if k in _TRL_METRICS and v}
         trainer._metrics["train"].clear()

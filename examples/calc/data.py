@@ -13,7 +13,8 @@ record with the fields
 
 The hub publishes it as parquet; JSON Lines with the same fields is the same format one record per
 line. :func:`load` reads either (a file, or a directory of ``*.jsonl``/``*.parquet`` files) and
-returns task inputs ``{"task_id", "question", "result", "result_float"}``. :func:`generate` writes
+returns task inputs ``{"task_id", "question", "result", "result_float"}`` (plus ``chain`` when the record has
+one; the agent never reads it, the warm-up teacher of :mod:`.teacher` replays it). :func:`generate` writes
 ``train.jsonl`` and ``test.jsonl`` of synthetic problems whose difficulty is set by ``level``:
 1 = one-step add/subtract with numbers up to ~30, 2 = one step of ``+ - * /``, 3 = two steps.
 """
@@ -152,7 +153,10 @@ def load(path: Union[str, Path]) -> list[dict[str, Any]]:
             gold = record.get("result_float")
             if gold is None:
                 gold = parse_number(record["result"])
-            tasks.append({"task_id": str(record.get("id") or f"{file.stem}-{k}"),
-                          "question": str(record["question"]), "result": str(record["result"]),
-                          "result_float": None if gold is None else float(gold)})
+            task = {"task_id": str(record.get("id") or f"{file.stem}-{k}"),
+                    "question": str(record["question"]), "result": str(record["result"]),
+                    "result_float": None if gold is None else float(gold)}
+            if record.get("chain"):
+                task["chain"] = str(record["chain"])  # the worked solution: the warm-up teacher replays it
+            tasks.append(task)
     return tasks
