@@ -1,15 +1,19 @@
-"""The exporter's queue: serialized spans bounded by total bytes, grouped into batches as they arrive.
+"""The exporter's queue: serialized spans bounded by total bytes, appended to batch payloads as they arrive.
 
-Grouping on arrival makes taking a batch O(1) for a sender thread. Popping span by span meant the sender
-held the queue lock (and the GIL) for hundreds of microseconds per batch while the agent's thread waited
-for it, and every lock or GIL hand-off between them can cost Python's 5 ms switch interval when the
-agent's thread is busy. Not thread-safe by itself: the exporter guards it with its lock.
+Each batch is built as it fills: the span's ExportRequest framing and bytes are appended to a bytearray,
+so a sender takes a ready request in O(1). Popping span by span meant the sender held the queue lock (and
+the GIL) for hundreds of microseconds per batch while the agent's thread waited for it; and joining ~2 MB
+of frames (``bytes.join`` releases the GIL above 1 MiB) cost the sender one more wait for the GIL, up to
+Python's 5 ms switch interval while the agent's thread is busy. Not thread-safe by itself: the exporter
+guards it with its lock.
 """
 from __future__ import annotations
 
 import collections
 
-# What ``put`` did with a frame.
+from agentlightning.core.wire import frame_header
+
+# What ``put`` did with a span.
 REJECTED = 0      # the byte bound is reached: the caller counts a drop
 QUEUED = 1
 BATCH_READY = 2   # queued, and it completed a batch: worth waking a sender
@@ -20,44 +24,51 @@ class BatchQueue:
         self.max_bytes = max_bytes
         self.max_batch_spans = max(1, max_batch_spans)
         self.max_batch_bytes = max_batch_bytes
-        self.bytes = 0  # every queued frame, in full batches and the open one
-        self._full: collections.deque[tuple[list[bytes], int]] = collections.deque()
-        self._open: list[bytes] = []
-        self._open_bytes = 0
+        self.bytes = 0  # every queued payload byte, in full batches and the open one
+        self._full: collections.deque[tuple[bytearray, int]] = collections.deque()  # (ExportRequest, spans)
+        self._open = bytearray()
+        self._open_spans = 0
 
     def __bool__(self) -> bool:
-        return bool(self._full or self._open)
+        return bool(self._full or self._open_spans)
 
-    def put(self, frame: bytes) -> int:
-        size = len(frame)
+    def put(self, serialized_span: bytes) -> int:
+        header = frame_header(len(serialized_span))
+        size = len(header) + len(serialized_span)
         if self.bytes + size > self.max_bytes:
             return REJECTED
         self.bytes += size
-        if self._open and self._open_bytes + size > self.max_batch_bytes:
+        if self._open_spans and len(self._open) + size > self.max_batch_bytes:
             self._close_open()
-        self._open.append(frame)
-        self._open_bytes += size
-        if len(self._open) >= self.max_batch_spans:
+        self._open += header
+        self._open += serialized_span
+        self._open_spans += 1
+        if self._open_spans >= self.max_batch_spans:
             self._close_open()
             return BATCH_READY
         return QUEUED
 
-    def take(self) -> list[bytes]:
-        """The oldest full batch, else whatever has arrived since (maybe nothing)."""
+    def take(self) -> tuple[bytearray, int]:
+        """The oldest full batch (an ExportRequest) and its span count, else whatever has arrived since
+        (maybe nothing). The caller turns it into ``bytes`` for gRPC, outside its lock: that copy, unlike
+        ``bytes.join``, keeps the GIL."""
         if self._full:
-            batch, size = self._full.popleft()
+            payload, spans = self._full.popleft()
         else:
-            batch, size = self._open, self._open_bytes
-            self._open, self._open_bytes = [], 0
-        self.bytes -= size
-        return batch
+            payload, spans = self._open, self._open_spans
+            self._open, self._open_spans = bytearray(), 0
+        self.bytes -= len(payload)
+        return payload, spans
 
-    def take_all(self) -> list[bytes]:
-        frames = [frame for batch, _ in self._full for frame in batch] + self._open
-        self._full.clear()
-        self._open, self._open_bytes, self.bytes = [], 0, 0
-        return frames
+    def take_all(self) -> tuple[bytearray, int]:
+        payload = bytearray()
+        spans = 0
+        while self:
+            part, n = self.take()
+            payload += part
+            spans += n
+        return payload, spans
 
     def _close_open(self) -> None:
-        self._full.append((self._open, self._open_bytes))
-        self._open, self._open_bytes = [], 0
+        self._full.append((self._open, self._open_spans))
+        self._open, self._open_spans = bytearray(), 0

@@ -168,7 +168,7 @@ class SpanExporter:
     # -- agent side (must be cheap, never raise, never block on I/O) ---------------------
     def submit(self, span: spans_pb2.Span) -> bool:
         try:
-            frame = frame_span(span.SerializeToString())
+            serialized = span.SerializeToString()
         except Exception as exc:  # e.g. invalid UTF-8 in a string field
             self._drop("serialize_error", 1, exc)
             return False
@@ -177,7 +177,7 @@ class SpanExporter:
             if self._stop:
                 self._drop_locked("closed", 1)
                 return False
-            queued = self._queue.put(frame)
+            queued = self._queue.put(serialized)
             if queued == REJECTED:
                 self._drop_locked("queue_full", 1)
                 return False
@@ -240,9 +240,9 @@ class SpanExporter:
         for thread in self._threads:
             thread.join(timeout=timeout_s)
         with self._lock:
-            leftover = self._queue.take_all()
-        if leftover:
-            self._spool_batch(b"".join(leftover), len(leftover))
+            leftover, n = self._queue.take_all()
+        if n:
+            self._spool_batch(bytes(leftover), n)
         self._spool.close()
         for channel in self._channels:
             channel.close()
@@ -258,23 +258,23 @@ class SpanExporter:
                 return
             try:
                 while True:
-                    batch = self._take_batch()
-                    if not batch:
+                    payload, n = self._take_batch()
+                    if not n:
                         break
                     try:
-                        self._deliver(b"".join(batch), len(batch))
+                        self._deliver(payload, n)
                     finally:
-                        self._done_in_flight(len(batch))
+                        self._done_in_flight(n)
                 if time.monotonic() >= self._circuit_open_until and self._spool.has_pending():
                     self._replay_spool()
             except Exception:  # keep the thread alive whatever happens
                 logger.exception("exporter loop error")
 
-    def _take_batch(self) -> list[bytes]:
+    def _take_batch(self) -> tuple[bytes, int]:
         with self._lock:
-            batch = self._queue.take()
-            self._in_flight += len(batch)
-        return batch
+            payload, n = self._queue.take()
+            self._in_flight += n
+        return bytes(payload), n
 
     def _done_in_flight(self, n: int) -> None:
         with self._lock:

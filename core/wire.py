@@ -20,14 +20,18 @@ def encode_varint(value: int) -> bytes:
             return bytes(out)
 
 
+def frame_header(n: int) -> bytes:
+    """The tag and length that precede an ``n``-byte serialized Span in an ExportRequest."""
+    if n < 0x80:  # inline the one- and two-byte lengths: nearly every span (hot path)
+        return bytes((0x0A, n))
+    if n < 0x4000:
+        return bytes((0x0A, (n & 0x7F) | 0x80, n >> 7))
+    return SPANS_TAG + encode_varint(n)
+
+
 def frame_span(serialized_span: bytes) -> bytes:
     """One ``spans`` entry of an ExportRequest; concatenated frames are a valid ExportRequest."""
-    n = len(serialized_span)
-    if n < 0x80:  # inline the one- and two-byte lengths: nearly every span (hot path)
-        return bytes((0x0A, n)) + serialized_span
-    if n < 0x4000:
-        return bytes((0x0A, (n & 0x7F) | 0x80, n >> 7)) + serialized_span
-    return SPANS_TAG + encode_varint(n) + serialized_span
+    return frame_header(len(serialized_span)) + serialized_span
 
 
 class WireError(ValueError):
