@@ -64,8 +64,9 @@ class ExporterConfig:
     flush_interval_s: float = 0.2
     rpc_timeout_s: float = 10.0
     # Export calls in flight at once: while the server makes one batch durable, the next is on its way
-    # (one at a time leaves both sides idle half the time: measured ~2x slower).
-    senders: int = 2
+    # (one at a time leaves both sides idle half the time: measured ~2x slower). Three let the server's
+    # group commit merge batches (~1.4 per transaction; two: ~1.05) and measured best of 2, 3 and 4.
+    senders: int = 3
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 5.0
     spool_dir: Optional[str] = None
