@@ -1,7 +1,17 @@
 """Ingest throughput end to end: real client (Tracer + SpanExporter) -> gRPC -> server process(es) -> store.
 
-Prints spans/s acked durable, p50/p99 ack latency (one Export call: send -> durable ack) and peak RSS of
-client and server. Target on a 2-core machine, both sides on it: >= 50,000 spans/s.
+This process records ~1 KB LLM spans (system/user/assistant messages, model, usage, agent name; 50 per
+rollout) through the real tracer and exporter, with the exporter's defaults (batches of up to 2048 spans,
+3 Export calls in flight) except a 256 MiB queue (the loop produces faster than anything can ingest, and
+the default 32 MiB would drop). ``serve`` runs as its own process on SQLite (WAL, every commit fsync'd before
+the answer). The rate is spans acked durable / (first span recorded -> last span acked). Each run starts a
+fresh server on a fresh database file; the figures printed per run are: spans/s, p50/p99 latency of one
+Export call (send -> durable ack), the group commit's merging, CPU per span of each side (/proc) and peak
+RSS, each with the machine's load average at the start and end of the run. The summary gives the best and
+the median run. Target on a 2-core machine with both sides on it: >= 50,000 spans/s.
+
+The producing loop never waits on I/O, so it holds the GIL almost always: the worst case for the exporter's
+threads (see produce()). ``--switch-interval`` shortens their waits; a real agent waits on its model.
 
     python benchmarks/ingest.py --spans 200000
     python benchmarks/ingest.py --db postgresql://user:pw@127.0.0.1:55432/bench --replicas 2
