@@ -56,6 +56,33 @@ def test_full_commits_flush_the_wal_themselves(tmp_path, flushes):
         store.close()
 
 
+def test_a_flush_covers_every_earlier_commit_and_a_repeat_is_free(tmp_path, flushes):
+    store = SqliteStore(tmp_path / "d.db")
+    try:
+        syncs = [store.insert_spans_then_sync(_records(2, f"r{i}"))[1] for i in range(3)]
+        syncs[-1]()
+        syncs[0]()
+        syncs[1]()
+        assert len(flushes) == 1
+    finally:
+        store.close()
+
+
+def test_an_answer_of_already_stored_is_flushed_too(tmp_path, flushes):
+    """The first copy may be another server process's commit that nobody has flushed yet."""
+    first = SqliteStore(tmp_path / "shared.db")
+    second = SqliteStore(tmp_path / "shared.db")
+    try:
+        records = _records(2)
+        assert first.insert_spans_then_sync(records)[0] == [True, True]  # committed, not flushed
+        flushes.clear()
+        assert second.insert_spans(records) == [False, False]
+        assert len(flushes) == 1
+    finally:
+        first.close()
+        second.close()
+
+
 def test_synchronous_off_never_flushes(tmp_path, flushes):
     store = SqliteStore(tmp_path / "off.db", synchronous="OFF")
     try:

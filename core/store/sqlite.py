@@ -94,6 +94,10 @@ class SqliteStore(Store):
             try:
                 yield conn
                 conn.execute("COMMIT")
+                if self._wal_sync is not None:
+                    # Counted even when it wrote nothing: what it read (say, a span "already stored")
+                    # may be another process's commit that nobody has flushed yet.
+                    self._wal_sync.committed()
             except sqlite3.Error as exc:
                 self._rollback(conn)
                 raise _unavailable(exc) from exc
@@ -104,7 +108,7 @@ class SqliteStore(Store):
             self._sync()
 
     def _sync(self) -> None:
-        """Make every transaction committed so far durable."""
+        """Make every transaction committed so far durable, with what they read of other commits."""
         if self._wal_sync is not None:
             self._wal_sync.sync()
 

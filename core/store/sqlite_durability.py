@@ -11,7 +11,9 @@ the difference is that the lock is free during the flush. The group commit inser
 while the last one is being flushed, and one fdatasync covers every transaction committed before it.
 
 Committed rows are visible to readers a few ms before they are durable; no write is acknowledged
-before. A failed fdatasync leaves it unknown what reached the disk (Linux may drop the failed pages),
+before, and a write transaction that only read them (a span found "already stored", perhaps committed by
+another server process on the same file) is flushed too before it answers: the flush covers the whole
+WAL file, whoever wrote it. A failed fdatasync leaves it unknown what reached the disk (Linux may drop the failed pages),
 while SQLite already counts those rows as committed, so a retried span would be answered "duplicate"
 without being durable. After one failure every write is therefore refused (StoreUnavailable: clients
 spool and retry) until the server restarts and SQLite recovers from what the disk really holds.
@@ -32,9 +34,15 @@ class WalSync:
         self.wal_path = db_path + "-wal"
         self.failed: Optional[OSError] = None
         self.syncs = 0
+        self._commits = 0  # write transactions, counted right after COMMIT returned
+        self._synced = 0   # how many of them the last flush covered
         self._fd: Optional[int] = None
         self._file_id: tuple[int, int] = (0, 0)
         self._lock = threading.Lock()
+
+    def committed(self) -> None:
+        """Count a commit (call it after COMMIT, under the store's write lock)."""
+        self._commits += 1
 
     def check(self) -> None:
         """Refuse writes after a failed flush (see the module docstring)."""
@@ -43,10 +51,14 @@ class WalSync:
                                    f"the disk is unknown, so writes stop until the server restarts")
 
     def sync(self) -> None:
-        """Make every transaction committed before this call durable; raises StoreUnavailable if it cannot."""
+        """Make every transaction committed before this call durable; raises StoreUnavailable if it cannot.
+        Free when an earlier flush already covered them all."""
         self.check()
         with self._lock:
             self.check()
+            target = self._commits  # read before the flush: later commits wait for a later one
+            if self._synced >= target:
+                return
             try:
                 fd = self._current_fd()
                 if fd is not None:
@@ -55,6 +67,7 @@ class WalSync:
             except OSError as exc:
                 self.failed = exc
                 self.check()
+            self._synced = target
 
     def close(self) -> None:
         with self._lock:
