@@ -66,6 +66,10 @@ class SqliteStore(Store):
         # (Takes effect only when the file is new, before WAL mode is set.)
         conn.execute("PRAGMA page_size=16384")
         conn.execute("PRAGMA journal_mode=WAL")
+        # Checkpoint every 4000 pages (64 MiB of WAL) instead of 1000: a span batch dirties index pages
+        # scattered by random trace and rollout ids, and a longer interval copies each of them to the
+        # database file fewer times (measured: ingest writer ~15% less CPU, ~25% less time).
+        conn.execute("PRAGMA wal_autocheckpoint=4000")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=30000")
         with self._conns_lock:
