@@ -40,8 +40,9 @@ class TraceService:
         self.require_ownership = False
 
     def export(self, raw: bytes, context: grpc.ServicerContext) -> traces_pb2.ExportResponse:
-        """Parse spans one by one (one bad span never sinks the batch), store the valid ones
-        durably, and answer only then."""
+        """Validate span by span (one bad span never sinks the batch), store the valid ones durably,
+        and answer only then. The request is parsed once; if it does not parse as a whole, each span is
+        parsed alone so that only the bad ones are rejected."""
         try:
             chunks = list(split_export_request(raw))
         except WireError as exc:
