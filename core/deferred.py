@@ -8,17 +8,18 @@ What the later work costs is mostly thread wake-ups and cold caches, not the map
 2-core VM: a thread's timed wake-up ~20-80 µs of CPU; one item mapped alone between an agent's steps
 costs 3-5x what it costs among others, back to back). So items are handled in batches:
 
-* the integrations ``drain`` when an agent's run ends: a short run's events are mapped then, in one
-  pass on the agent's thread (its spans are with the exporter once the run returns);
-* for long runs, a thread looks every ``interval_s`` and handles what has queued up: an agent spends
-  most of its time waiting on its model, so that pass usually overlaps the wait (and the run's end
-  drains little). Every ``slice_s`` of work it yields the interpreter lock, so an agent whose model
-  just answered waits for at most about that long, not the whole batch.
+* the integrations ``kick`` the thread when an agent's run ends: a short run's events are mapped then,
+  in one pass, while the agent's code goes on (returning its answer, say): one wake-up per run, and the
+  run's end costs the agent's thread nothing more (draining there cost ~50 µs per event of the run);
+* for long runs, the thread also looks every ``interval_s`` and handles what has queued up: an agent
+  spends most of its time waiting on its model, so that pass usually overlaps the wait.
+  Every ``slice_s`` of work it yields the interpreter lock, so an agent whose model just answered waits
+  for at most about that long, not the whole batch.
 
-``submit`` only appends to a deque: the agent's thread never signals or wakes anyone (a wake-up there
-costs a futex call and, while the agent runs, a forced interpreter-lock hand-off; measured at load ~5:
-~15 µs more per model call when the Agents SDK processor woke the thread at each call's start). The
-thread costs a wake-up per ``interval_s`` while it lives (~0.2 ms of CPU a second at 0.5 s).
+``submit`` only appends to a deque: the agent's thread never signals anyone per event (a wake-up costs
+a futex call and, while the agent runs, a forced interpreter-lock hand-off; measured at load ~5: ~15 µs
+more per model call when the Agents SDK processor woke the thread at each call's start). The thread
+costs a wake-up per ``interval_s`` while it lives (~0.2 ms of CPU a second at 0.5 s).
 Bounded: past ``max_backlog`` queued items ``submit`` refuses (the caller counts the drop).
 
 Every live worker is drained by ``agentlightning.flush()`` (``drain_all``) before the exporter flushes,
@@ -59,6 +60,7 @@ class DeferredWorker:
         self._lock = threading.Lock()  # held while one item is handled: keeps FIFO order across threads
         self._started = False
         self._thread: Optional[threading.Thread] = None
+        self._wake = threading.Event()
 
     def submit(self, item: Any) -> bool:
         """Queue one item; False when the backlog is full (nothing was queued)."""
@@ -104,9 +106,16 @@ class DeferredWorker:
                 time.sleep(0)  # let a thread waiting for the interpreter lock (the agent) run first
                 next_yield = time.perf_counter() + self.slice_s
 
+    def kick(self) -> None:
+        """Have the thread handle what is queued now rather than at its next look (a run ended)."""
+        if self._items:
+            self._wake.set()
+
     def _run(self) -> None:
+        wake = self._wake
         while True:
-            time.sleep(self.interval_s)
+            wake.wait(self.interval_s)
+            wake.clear()
             if self._items:
                 self._work(yield_between=True)
 

@@ -24,6 +24,28 @@ def test_items_are_applied_in_order_off_the_calling_thread():
     assert "test-worker" in threads
 
 
+
+def test_a_kick_has_the_thread_handle_the_queue_now():
+    """A run's end kicks the worker: its items are applied on the worker's thread at once, not at its next
+    look (here an hour away), and the kicking thread does none of the work."""
+    done = threading.Event()
+    applied_on = []
+
+    def handle(item):
+        applied_on.append(threading.current_thread().name)
+        if item == "last":
+            done.set()
+
+    worker = DeferredWorker(handle, name="kicked-worker", interval_s=3600)
+    for item in ("a", "b", "last"):
+        worker.submit(item)
+    time.sleep(0.05)
+    assert not done.is_set()  # nothing wakes the thread per item
+    worker.kick()
+    assert done.wait(5)
+    assert applied_on == ["kicked-worker"] * 3
+    worker.kick()  # nothing queued: a no-op
+
 def test_backlog_is_bounded_and_errors_are_counted():
     gate = threading.Event()
     worker = DeferredWorker(lambda item: gate.wait(5) and (1 / item), max_backlog=3, interval_s=0.001)

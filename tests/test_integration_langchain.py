@@ -240,6 +240,7 @@ def test_outside_any_rollout_spans_get_a_generated_rollout(exporter, client, llm
     graph = build_graph(llm_server.base_url)
     graph.invoke(INPUT, config={"callbacks": [LightningCallbackHandler(tracer)]})
     graph.invoke(INPUT, config={"callbacks": [LightningCallbackHandler(tracer)]})
+    assert drain_all(5.0)  # a run's spans are mapped in the background once it ends; flush() drains them
     rollouts = sorted({s.rollout_id for s in seen})
     assert len(rollouts) == 2  # one live rollout per top-level invocation
     for rollout_id in rollouts:
@@ -265,6 +266,7 @@ def test_agent_runs_unchanged_when_lightning_server_is_down(tmp_path: Path, llm_
         assert [m.content for m in traced["messages"]] == [m.content for m in plain["messages"]]
         assert elapsed < 5.0
         assert handler.errors == 0 and handler.open_runs() == 0
+        assert handler.flush(5.0)
         stats = exporter.stats()
         assert stats.submitted == 18 and stats.acked == 0
     finally:

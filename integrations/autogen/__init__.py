@@ -12,8 +12,8 @@ Nothing in the agent changes. Two public AutoGen hooks feed it:
   ``autogen_agentchat.events`` supplies each tool's result and ``is_error`` (see ``logtap`` for how
   those loggers are opened without changing what the application's logging shows).
 
-Hooks only note events; spans are built in one batch when an agent's run ends (or by a background
-thread every half second during a long run).
+Hooks only note events; spans are built in one batch by a background thread woken when an agent's run ends (and
+every half second during a long run).
 A team's turns are separate agent spans: run the team inside ``agentlightning.rollout()`` (runners
 do) for one rollout per team run; outside a rollout each turn gets a generated one. AutoGen logs a
 non-streamed model call once it returned (the LLM span is that instant; a streamed one spans first

@@ -5,8 +5,8 @@ Two hooks feed it: an OpenTelemetry span processor (``on_start``/``on_end``, SDK
 the event with its parent (the OpenTelemetry id of the enclosing AutoGen span, resolved here, where
 the context is), the clock and, for roots, the current agentlightning span/rollout; ``SpanBuilder``
 applies the notes in order, later and in batches (``defer=True``, see ``core.deferred``) or inline.
-When an outermost agent span ends, the notes are drained (bounded), so once ``agent.run()`` returns its
-spans are with the exporter and ``agentlightning.flush()`` covers them.
+When an outermost agent span ends, the worker's thread is woken to apply the run's notes in one pass while
+the agent's code goes on; ``agentlightning.flush()`` waits for them.
 """
 from __future__ import annotations
 
@@ -37,12 +37,11 @@ _stream_key: contextvars.ContextVar[Optional[object]] = contextvars.ContextVar(
 class AutoGenRecorder:
     """Receives AutoGen's hooks; see the module docstring. ``errors``/``dropped`` count what was lost."""
 
-    def __init__(self, tracer: Optional[Tracer] = None, defer: bool = True, drain_timeout_s: float = 1.0) -> None:
+    def __init__(self, tracer: Optional[Tracer] = None, defer: bool = True) -> None:
         self.tracer = tracer
         self.enabled = True
         self.errors = 0  # hook or mapping failures swallowed (logged at debug level)
         self.dropped = 0  # events refused because the worker's backlog was full
-        self.drain_timeout_s = drain_timeout_s
         self.record_passthrough_parents = False  # set when attached to a full SDK provider
         self.attached_provider: Any = None  # the OpenTelemetry provider that calls us
         self._builder = SpanBuilder(self._get_tracer)
@@ -124,7 +123,7 @@ class AutoGenRecorder:
             if span_id in self._roots:
                 self._roots.discard(span_id)
                 if self._worker is not None:
-                    self._worker.drain(self.drain_timeout_s)
+                    self._worker.kick()
         except Exception:
             self.errors += 1
             _debug.debug("autogen span end not noted", exc_info=True)

@@ -1,5 +1,5 @@
-"""The expensive half of each span, applied later in one batch (``core.deferred`` worker: the run-end drain
-or the worker's thread).
+"""The expensive half of each span, applied later in one batch (``core.deferred`` worker: its thread, woken when
+a run ends, or a ``flush``).
 
 The handler only opens spans (ids, parents, agent names) and notes what LangChain handed it; this module
 maps messages, tools, responses and tool results into the span and ends it. Its caches are touched only

@@ -8,9 +8,9 @@ their parent so the tree reads graph -> node -> LLM/tool.
 
 On the agent's thread a callback only opens a span (ids, parent, agent name) or notes what LangChain
 handed it; mapping messages, tools and results and ending the span are queued on a ``core.deferred``
-worker (``finish.py``). When a top-level run ends, the queue is drained in one pass (bounded), so once
-``invoke`` returns its spans are with the exporter; in a long run the worker's thread maps what has
-queued every half second, usually while the agent waits on its model.
+worker (``finish.py``). When a top-level run ends, the worker's thread is woken to map the run in one pass
+while the agent's code goes on (``agentlightning.flush()`` or ``handler.flush()`` waits for it); in a long
+run the thread maps what has queued every half second, usually while the agent waits on its model.
 Every callback body is guarded: a bug is logged at debug level and never reaches the agent.
 """
 from __future__ import annotations
@@ -86,7 +86,7 @@ class LightningCallbackHandler(BaseCallbackHandler):
     raise_error = False
 
     def __init__(self, tracer: Optional[Tracer] = None, *, agent_name: str = "", chains: str = "graph",
-                 defer: bool = True, drain_timeout_s: float = 1.0) -> None:
+                 defer: bool = True) -> None:
         super().__init__()
         if chains not in ("graph", "all", "none"):
             raise ValueError("chains must be 'graph', 'all' or 'none'")
@@ -96,7 +96,6 @@ class LightningCallbackHandler(BaseCallbackHandler):
         self.enabled = True
         self.hook_errors = 0
         self.unmapped = 0  # spans ended without their payload because the worker's backlog was full
-        self.drain_timeout_s = drain_timeout_s
         self._runs: dict[UUID, _Run] = {}
         if defer:  # shared by all handlers; its caches are only touched under the worker's lock
             self._finisher, worker = shared_worker()
@@ -155,7 +154,7 @@ class LightningCallbackHandler(BaseCallbackHandler):
         return run
 
     def _hand_off(self, run: _Run, item: tuple) -> None:
-        """Queue the rest of a span's work; a top-level run's end also drains what is queued."""
+        """Queue the rest of a span's work; a top-level run's end has the worker map what is queued."""
         worker = self._worker
         if worker is None:
             self._finisher.apply(item)
@@ -166,7 +165,7 @@ class LightningCallbackHandler(BaseCallbackHandler):
                 run.span.end(end_time_ns=item[-1] if isinstance(item[-1], int) else None)
             return
         if run.top:
-            worker.drain(self.drain_timeout_s)
+            worker.kick()  # mapped in the background now; flush() drains it when a caller needs it
 
     def _end(self, run_id: UUID, error: Any = None) -> None:
         run = self._runs.pop(run_id, None)

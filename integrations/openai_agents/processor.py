@@ -14,9 +14,9 @@ attribute), which gives the same agent -> LLM -> tool tree on every SDK version.
 Split of work: on the agent's thread a hook only notes the event (parent links, clock, contextvars,
 a snapshot of lists the SDK may still append to) and queues it for the ``Recorder`` (``defer=True``, the
 default), which creates and fills our spans in event order, in batches (``core.deferred``): a trace's
-end drains the queue in one pass (bounded by ``drain_timeout_s``), so once ``Runner.run`` returns the
-spans are all with the exporter and ``agentlightning.flush()`` covers them; during a long trace a
-background thread maps what has queued every half second.
+end wakes the worker's thread to map it in one pass while the agent's code goes on
+(``agentlightning.flush()`` waits for it); during a long trace the thread maps what has queued every
+half second.
 """
 from __future__ import annotations
 
@@ -60,12 +60,10 @@ class LightningTracingProcessor(TracingProcessor):
     """
 
     def __init__(self, tracer: Optional[Tracer] = None, *, include_turn_spans: bool = False,
-                 defer: bool = True, max_open_spans: int = 100_000, max_backlog: int = 50_000,
-                 drain_timeout_s: float = 1.0) -> None:
+                 defer: bool = True, max_open_spans: int = 100_000, max_backlog: int = 50_000) -> None:
         self._tracer = tracer
         self._folded = frozenset() if include_turn_spans else _FOLDED_TYPES
         self.max_open_spans = max_open_spans
-        self.drain_timeout_s = drain_timeout_s
         self.enabled = True
         self.errors = 0
         self.dropped = 0  # SDK spans not recorded (too many open, or the backlog was full)
@@ -101,7 +99,7 @@ class LightningTracingProcessor(TracingProcessor):
                 self._hand_over((_ABANDON, node, now))
             self._hand_over((_TRACE_END, trace.trace_id))
             if self._finisher is not None:
-                self._finisher.drain(self.drain_timeout_s)
+                self._finisher.kick()
         except Exception:
             self._swallow("on_trace_end")
 
