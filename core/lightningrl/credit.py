@@ -9,9 +9,17 @@ Per episode (one rollout attempt with T transitions of the trained agents):
                   plus F (if any) at the last call; then discounted returns as above.
 
 Advantages are computed over *rollouts*: each episode is summarised by its score S_i (the mean
-of its transition rewards; equal to F under ``episode`` credit without AIR), the group statistics
-come from the S_i, and every transition gets ``reward_t - baseline`` (divided by the group std for
-``grpo``). A rollout with many calls therefore does not pull the baseline more than one with few.
+of its transitions' outcome returns: the returns above without AIR; F under ``episode`` credit), the
+group statistics come from the S_i, and every transition gets ``outcome_t - baseline`` (divided by the
+group std for ``grpo``). A rollout with many calls therefore does not pull the baseline more than one
+with few.
+
+AIR is a shaping term on top: each transition's AIR return (its own AIR under ``episode`` credit, the
+discounted AIR of its call and the later ones otherwise) is added to its advantage as it is: never
+centred, never divided by the group std, and not part of the group statistics. Folding it into the
+scores instead (as this module first did) had two faults: a group that all succeeded pushed the calls
+*without* tool calls (the final answer) down by half the tool call's AIR, and a group with a small
+outcome std blew AIR up by 1/std (a 0.1 signal became an advantage of 3).
 """
 from __future__ import annotations
 
@@ -50,6 +58,14 @@ def group_stats(scores: Sequence[float]) -> tuple[float, float]:
     mean = math.fsum(scores) / n
     var = math.fsum((s - mean) ** 2 for s in scores) / n
     return mean, math.sqrt(var)
+
+
+def shaped_advantages(outcomes: Sequence[Sequence[float]], air: Sequence[Sequence[float]], normalizer: str,
+                      std_eps: float = 1e-6) -> list[list[float]]:
+    """Advantages for each episode of one group: its outcome returns normalised over the group, plus its
+    AIR returns as they are (see the module docstring)."""
+    normalised = advantages(outcomes, normalizer, std_eps)
+    return [[a + s for a, s in zip(adv, shaping)] for adv, shaping in zip(normalised, air)]
 
 
 def advantages(group: Sequence[Sequence[float]], normalizer: str, std_eps: float = 1e-6) -> list[list[float]]:

@@ -101,15 +101,19 @@ def paused_gc() -> Iterator[None]:
 
 
 def assign_credit(episodes: list[_Episode], config: LightningRLConfig) -> None:
-    groups: dict[str, list[tuple[_Episode, list[float]]]] = {}
+    """reward = outcome return + AIR return; advantage = the outcome's, normalised per group, + AIR's as is."""
+    groups: dict[str, list[tuple[_Episode, list[float], list[float]]]] = {}
+    mode, gamma = config.credit, config.gamma
     for e in episodes:
-        rewards = credit.rewards(config.credit, config.gamma, e.final, e.air, e.steps)
-        for t, r in zip(e.transitions, rewards):
-            t.reward = r
-        groups.setdefault(e.group_key, []).append((e, rewards))
+        outcome = credit.rewards(mode, gamma, e.final, [0.0] * len(e.air), e.steps)
+        shaping = credit.rewards(mode, gamma, None, e.air) if any(e.air) else [0.0] * len(e.air)
+        for t, o, s in zip(e.transitions, outcome, shaping):
+            t.reward = o + s
+        groups.setdefault(e.group_key, []).append((e, outcome, shaping))
     for members in groups.values():
-        advs = credit.advantages([rewards for _, rewards in members], config.normalizer, config.std_eps)
-        for (e, _), a in zip(members, advs):
+        advs = credit.shaped_advantages([o for _, o, _ in members], [s for _, _, s in members],
+                                        config.normalizer, config.std_eps)
+        for (e, _, _), a in zip(members, advs):
             for t, value in zip(e.transitions, a):
                 t.advantage = value
 
