@@ -267,6 +267,25 @@ def test_retokenized_from_messages_when_token_ids_are_missing():
     assert list(second.prompt_token_ids) == [5, 6]
 
 
+def test_retokenized_response_ends_at_the_end_of_turn_token():
+    """ChatML writes a newline after ``<|im_end|>``; the model stops at ``<|im_end|>`` (its eos), so the
+    retokenized response does too."""
+
+    class ChatMLWords(WordTokenizer):
+        def apply_chat_template(self, messages, tokenize=True, add_generation_prompt=False, tools=None):
+            text = " ".join(f"<im_start> {m['role']} {m['content']} <im_end> \\n" for m in messages)
+            return {"input_ids": self._encode(text + (" <im_start> assistant" if add_generation_prompt else ""))}
+
+    tok = ChatMLWords()
+    tok.eos_token_id = tok._encode("<im_end>")[0]
+    b = TraceBuilder("eos")
+    b.llm(content="four", messages=[("user", "two plus two")], parent=b.agent("writer"))
+    (t,) = build_transitions([RolloutTrace("eos", b.spans, final_reward=1.0)], LightningRLConfig(tokenizer=tok))
+    v = tok.vocab
+    assert list(t.response_token_ids) == [v["four"], v["<im_end>"]]
+    assert list(t.prompt_token_ids)[-2:] == [v["<im_start>"], v["assistant"]]
+
+
 def test_exact_response_with_retokenized_prompt_keeps_logprobs():
     b = TraceBuilder("half")
     root = b.agent("writer")

@@ -63,7 +63,15 @@ def _ids(result: Any) -> list[int]:
 
 
 def chat_template_retokenizer(tokenizer: ChatTemplateTokenizer) -> Retokenizer:
-    """Prompt = template(prompt, generation prompt); response = what the template adds for the reply."""
+    """Prompt = template(prompt, generation prompt); response = what the template adds for the reply, up to
+    and including the tokenizer's end-of-turn token (``eos_token_id``) when it has one: a model stops
+    there, so what a template writes after it (ChatML's newline) was never sampled and is not trained."""
+    eos = getattr(tokenizer, "eos_token_id", None)
+
+    def until_eos(response: list[int]) -> list[int]:
+        if isinstance(eos, int) and eos in response:
+            return response[:len(response) - response[::-1].index(eos)]
+        return response
 
     def retokenize(prompt_messages: list[dict], response_messages: list[dict],
                    tools: list[dict]) -> tuple[list[int], list[int]]:
@@ -75,7 +83,7 @@ def chat_template_retokenizer(tokenizer: ChatTemplateTokenizer) -> Retokenizer:
         full = _ids(tokenizer.apply_chat_template(prompt_messages + response_messages[:1], tokenize=True,
                                                   add_generation_prompt=False, **extra))
         if full[:len(prompt)] == prompt and len(full) > len(prompt):
-            return prompt, full[len(prompt):]
+            return prompt, until_eos(full[len(prompt):])
         encode = getattr(tokenizer, "encode", None)
         if encode is None:
             raise ValueError("the chat template does not extend the prompt and the tokenizer has no encode()")
