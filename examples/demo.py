@@ -202,7 +202,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
         f"{settings['group_size']} rollouts, AIR {'on' if config.air else 'off'}", flush=True)
     vllm = _start_vllm(config) if config.vllm else None
     teacher = _start_teacher(example, train_tasks) if settings["warmup"] else None
-    result = DemoResult(example=example.name, settings={**settings, **_public(config)})
+    result = DemoResult(example=example.name, settings={**_public(config), **settings})  # resolved values win
     loop = TrainingLoop(build_train_config(example, config, settings, train_tasks, run_dir,
                                            model_server=vllm[1].url if vllm else None,
                                            teacher_url=teacher.base_url if teacher else None))

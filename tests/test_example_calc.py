@@ -201,6 +201,7 @@ def test_demo_calc_command_with_the_tiny_model(tmp_path):
     assert "reward (mean)" in proc.stdout and "tool-error rate" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["before"]["policy_version"] == "v0" and summary["after"]["policy_version"] == "v1"
+    assert summary["settings"]["steps"] == 1 and summary["settings"]["learning_rate"] == 4e-5  # resolved values
     # calc warms up on its teacher by default: every training task replayed once, two calls each
     assert summary["warmup"]["rollouts"] == summary["warmup"]["kept_rollouts"] == 6
     assert summary["warmup"]["demonstrations"] == 12 and summary["warmed"]["policy_version"] == "warmup"
