@@ -23,7 +23,7 @@ class Example:
     defaults:      demo defaults that finish in ~15 minutes on 2 CPU cores (steps, group_size, tasks_per_step,
                    n_train, n_test, max_new_tokens, learning rate, warmup, warmup_tasks, warmup_epochs, ...),
                    overridable by flags.
-    teacher:       ``teacher(train_tasks) -> script`` for :class:`~agentlightning.testing.scripted_llm.ScriptedLLMServer`:
+    teacher:       ``teacher(train_tasks) -> script`` for ``agentlightning.testing.scripted_llm.ScriptedLLMServer``:
                    a scripted teacher that plays the tasks' worked solutions through the agent, for the
                    warm-up before RL (:mod:`agentlightning.trainer.warmup`); None: the example has none.
     """

@@ -1,11 +1,9 @@
 """The command line as a user runs it: a server process, SIGTERM, inspection commands."""
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 
 from agentlightning.core.client import LightningClient
 from agentlightning.core.exporter import ExporterConfig, SpanExporter

@@ -172,7 +172,6 @@ def test_credit_functions_directly():
 
 def tool_episode(rollout_id: str, final: float, outcome: int, group: str = "t") -> RolloutTrace:
     """A calc-style rollout: a tool call (tool span with ``outcome``), then the answer."""
-    from agentlightning.v1 import spans_pb2
 
     b = TraceBuilder(rollout_id)
     root = b.agent("solver")

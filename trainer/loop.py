@@ -189,7 +189,8 @@ class TrainingLoop:
         updater = self._ensure_updater()
         self.wait_for_rollouts("warm-up", ids)
         traces = load_from_client(self.client, rollout_ids=ids)
-        rl = warmup.demonstration_config(cfg.lightningrl.with_(tokenizer=cfg.lightningrl.tokenizer or updater.tokenizer))
+        tokenizer = cfg.lightningrl.tokenizer or updater.tokenizer
+        rl = warmup.demonstration_config(cfg.lightningrl.with_(tokenizer=tokenizer))
         kept, rewards = warmup.keep_demonstrations(traces, build_transitions(traces, rl).transitions,
                                                    wcfg.min_reward)
         if not kept:

@@ -46,6 +46,8 @@ logger = logging.getLogger("agentlightning.integrations.crewai")
 
 _MAX_ATTR = 16 * 1024
 _KICKOFF_ENDS = (CrewKickoffCompletedEvent, CrewKickoffFailedEvent)
+
+
 def _clip(value: Any) -> str:
     return mapping.text_of(value)[:_MAX_ATTR]
 
