@@ -126,3 +126,18 @@ def test_loop_warm_up_clones_the_teacher_then_rl_uses_the_policy(tmp_path, monke
     finally:
         store.close()
     assert spans and {s.llm.policy_version for s in spans} == {"warmup"}
+
+
+def test_train_command_takes_a_warmup_teacher():
+    import argparse
+
+    from agentlightning.trainer.train_cli import config_from_args, register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    base = ["train", "--agent", "pkg.mod:solve", "--data", "tasks.jsonl"]
+    assert config_from_args(parser.parse_args(base)).warmup is None
+    config = config_from_args(parser.parse_args(base + ["--warmup-teacher", "http://127.0.0.1:9/v1",
+                                                        "--warmup-tasks", "4", "--warmup-epochs", "2"]))
+    assert (config.warmup.teacher_url, config.warmup.tasks, config.warmup.epochs) == ("http://127.0.0.1:9/v1", 4, 2)
+    assert config.resume_settings()["warmup"] is True

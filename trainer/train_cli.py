@@ -59,6 +59,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--credit", default="episode", choices=("episode", "discounted", "per_step"))
     r.add_argument("--normalizer", default="grpo", choices=("grpo", "mean", "loo", "none"))
     r.add_argument("--no-air", action="store_true", help="turn Automatic Intermediate Rewards off")
+    w = p.add_argument_group("warm-up (behaviour cloning on a teacher's demonstrations before RL)")
+    w.add_argument("--warmup-teacher", default=None, metavar="URL",
+                   help="base URL (.../v1) of an OpenAI-compatible teacher: the agent runs against it on "
+                        "--warmup-tasks tasks and the policy is fine-tuned on its rewarded calls first")
+    w.add_argument("--warmup-model", default="teacher", help="the model name sent to the teacher")
+    w.add_argument("--warmup-tasks", type=int, default=16, help="demonstration tasks (default 16)")
+    w.add_argument("--warmup-epochs", type=int, default=1, help="passes over the demonstrations (default 1)")
+    w.add_argument("--warmup-min-reward", type=float, default=0.5,
+                   help="keep a demonstration when its rollout's reward is above this (default 0.5)")
     p.set_defaults(func=run)
 
 
@@ -73,13 +82,20 @@ def config_from_args(args: argparse.Namespace):
                           max_length=args.max_length, device=args.device, seed=args.seed)
     lightningrl = LightningRLConfig(agents=args.agents, credit=args.credit, normalizer=args.normalizer,
                                     air=AirConfig(enabled=not args.no_air))
+    warmup = None
+    if args.warmup_teacher:
+        from agentlightning.trainer.warmup import WarmupConfig
+
+        warmup = WarmupConfig(teacher_url=args.warmup_teacher, teacher_model=args.warmup_model,
+                              tasks=args.warmup_tasks, epochs=args.warmup_epochs, min_reward=args.warmup_min_reward)
     return TrainConfig(agent=args.agent, data=args.data, model=args.model, steps=args.steps,
                        group_size=args.group_size, tasks_per_step=args.tasks_per_step, workers=args.workers,
                        run_dir=args.run_dir, run_id=args.run_id, server=args.server, model_server=args.model_server,
                        model_port=args.model_port, served_model_name=args.served_model_name,
                        max_attempts=args.max_attempts, rollout_timeout_s=args.rollout_timeout,
                        success_threshold=args.success_threshold, keep_checkpoints=args.keep_checkpoints,
-                       seed=args.seed, progress=not args.no_progress, update=update, lightningrl=lightningrl)
+                       seed=args.seed, progress=not args.no_progress, update=update, lightningrl=lightningrl,
+                       warmup=warmup)
 
 
 def run(args: argparse.Namespace) -> int:
