@@ -116,8 +116,8 @@ def build_store(path: str, n_spans: int, seed: int = 0) -> tuple[int, int]:
 # The batch this benchmark's default store (--spans 100000, seed 0) must give, as written by the
 # reference implementation before the speed work (commit 788606d): sha256 over the canonical JSON
 # of every transition (messages included) and every report, in batch order. ``--check`` compares.
-# The three configs with AIR were re-recorded when AIR became an unnormalised shaping term on the
-# advantage (core/lightningrl/credit.py); air_off and nomatch_self are still the 788606d digests.
+# The three configs with AIR were re-recorded when AIR became a process reward kept apart from the
+# outcome (core/lightningrl/credit.py); air_off and nomatch_self are still the 788606d digests.
 CHECK_CONFIGS = {
     "default": LightningRLConfig(),
     "air_off": LightningRLConfig(air=AirConfig(enabled=False)),
@@ -127,10 +127,10 @@ CHECK_CONFIGS = {
     "nomatch_self": LightningRLConfig(agents="writer", ungrouped="self", reward_name="format"),
 }
 REFERENCE_DIGESTS = {
-    "default": "0a7118ca69aa7f4ad2fff0cf96ea37cff97669f2ade85464c4130b781d56296a",
+    "default": "d353f2dc269f32c2b1f31c1feae97ca3533eba94d980a74fb1eb87189a44f4b3",
     "air_off": "4d8483896ce9ce2140ddd4cf3ceaaec0f74d6b18c3fe5013246a83f3579daa89",
-    "per_step_loo": "fe3f076b633485ad68d4cd2771fd23eae4fc89b1fa253382859ddc4a21077731",
-    "discounted_mean_msgs": "4f9819884ad501715036a227d65f1323d8d855363095386e61a1210a59e92fc5",
+    "per_step_loo": "98c819921f975decafbda37136c7c8d4385a8b1420e427a5b98243bddb8e3fd4",
+    "discounted_mean_msgs": "82b1a13f74144915b87003873371bd1b61a0612431f4df00fc8c6bd98f30946f",
     "nomatch_self": "5a2015d680484c45c938251c7b15bdbbf48d7db5b40358663f157b7e6465b499",
 }
 

@@ -332,6 +332,6 @@ def test_tiny_model_run_yields_writer_and_rewriter_transitions(global_tracer, cl
     assert all(t.response_token_ids and t.prompt_token_ids for t in batch)
     # Final reward 0; AIR: every garbage query failed to run (-0.1 to the call that wrote it).
     assert all(t.breakdown.final_reward == 0.0 and t.breakdown.air == {"tool_error": -0.10} for t in batch)
-    # one group, equal outcomes: the outcome part is 0, AIR's penalty for the failed query stays on each call
-    assert all(t.advantage == pytest.approx(-0.10) for t in batch)
+    # one group, equal outcomes and the same AIR on every call: nothing to prefer
+    assert all(t.advantage == pytest.approx(0.0) for t in batch)
     assert all(not report.reasons for report in batch.reports)

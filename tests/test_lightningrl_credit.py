@@ -183,20 +183,24 @@ def tool_episode(rollout_id: str, final: float, outcome: int, group: str = "t") 
     return RolloutTrace(rollout_id, b.spans, group_id=group, final_reward=final)
 
 
-def test_air_shapes_the_call_it_fired_for_and_never_the_others():
-    """A group that all succeeded with good tool calls: AIR rewards each tool call (+0.15) and leaves the
-    answer calls at 0; it does not push the answers down to centre the group (the old fault)."""
+def test_air_in_a_uniform_group_pushes_nothing():
+    """All rollouts succeeded with tool calls that ran: rewards show AIR (+0.15), advantages are 0 everywhere:
+    the answers are not pushed down (first fault), and in a group that all *failed* the tool calls that ran
+    are not reinforced either (uncentred AIR did that, and the calc policy collapsed onto one operator)."""
     from agentlightning.v1 import spans_pb2
 
     ok = spans_pb2.TOOL_OUTCOME_OK
-    got = by_rollout(build_transitions([tool_episode(f"r{i}", 1.0, ok) for i in range(4)], LightningRLConfig()))
-    for rows in got.values():
-        assert close(rows, [(1.15, 0.15), (1.0, 0.0)])
+    for final in (1.0, 0.0):
+        traces = [tool_episode(f"r{i}", final, ok) for i in range(4)]
+        got = by_rollout(build_transitions(traces, LightningRLConfig()))
+        for rows in got.values():
+            assert close(rows, [(final + 0.15, 0.0), (final, 0.0)])
 
 
-def test_air_is_not_divided_by_a_small_outcome_std():
-    """Outcomes 1, 1, 1, 0.9 (std 0.043): the outcome part is normalised, AIR is added as is; a failed tool
-    call costs its own call 0.05 (tool_error -0.1 + args_valid +0.05), not 0.15 / 0.043 ≈ 3.5."""
+def test_air_is_centred_on_the_tool_calls_and_not_divided_by_a_small_outcome_std():
+    """Outcomes 1, 1, 1, 0.9 (std 0.043): the outcome part is normalised; AIR (+0.15 for the three tool calls
+    that ran, -0.05 for the one that failed: tool_error -0.1 + args_valid +0.05) is centred on its mean over
+    the tool calls (0.1) and added as it is: +0.05 / -0.15, not divided by 0.043. Answers get no AIR."""
     from agentlightning.v1 import spans_pb2
 
     ok, err = spans_pb2.TOOL_OUTCOME_OK, spans_pb2.TOOL_OUTCOME_ERROR
@@ -205,20 +209,25 @@ def test_air_is_not_divided_by_a_small_outcome_std():
     got = by_rollout(build_transitions(traces, LightningRLConfig()))
     mean, std = credit.group_stats([1.0, 1.0, 1.0, 0.9])
     up, down = (1.0 - mean) / std, (0.9 - mean) / std
-    assert close(got["a"], [(1.15, up + 0.15), (1.0, up)], tol=1e-9)
-    assert close(got["d"], [(0.85, down - 0.05), (0.9, down)], tol=1e-9)
+    assert close(got["a"], [(1.15, up + 0.05), (1.0, up)], tol=1e-9)
+    assert close(got["d"], [(0.85, down - 0.15), (0.9, down)], tol=1e-9)
     assert max(abs(a) for rows in got.values() for _, a in rows) < 2.0
-    # normaliser "none": the advantage is the reward, AIR included
+    # normaliser "none": the advantage is the reward, AIR included, nothing centred
     plain = by_rollout(build_transitions(traces, LightningRLConfig(normalizer="none")))
     assert close(plain["d"], [(0.85, 0.85), (0.9, 0.9)], tol=1e-9)
 
 
-def test_discounted_air_reaches_earlier_calls_unnormalised():
+def test_discounted_credit_with_air():
     from agentlightning.v1 import spans_pb2
 
-    traces = [tool_episode("a", 1.0, spans_pb2.TOOL_OUTCOME_OK), tool_episode("b", 0.0, spans_pb2.TOOL_OUTCOME_OK)]
+    traces = [tool_episode("a", 1.0, spans_pb2.TOOL_OUTCOME_OK), tool_episode("b", 0.0, spans_pb2.TOOL_OUTCOME_ERROR)]
     got = by_rollout(build_transitions(traces, LightningRLConfig(credit="discounted", gamma=0.5, normalizer="mean")))
-    # outcome returns a [0.5, 1], b [0, 0]: scores 0.75 and 0, mean 0.375; AIR return [0.15, 0]
-    assert close(got["a"], [(0.65, 0.5 - 0.375 + 0.15), (1.0, 1.0 - 0.375)], tol=1e-9)
-    assert close(got["b"], [(0.15, -0.375 + 0.15), (0.0, -0.375)], tol=1e-9)
-    assert close(credit.shaped_advantages([[1.0], [0.0]], [[0.1], [0.0]], "grpo"), [[1.1], [-1.0]])
+    # outcome returns a [0.5, 1], b [0, 0]: scores 0.75 and 0, mean 0.375; AIR a +0.15, b -0.05 on the tool
+    # calls, centred on their mean 0.05
+    assert close(got["a"], [(0.65, 0.5 - 0.375 + 0.10), (1.0, 1.0 - 0.375)], tol=1e-9)
+    assert close(got["b"], [(-0.05, -0.375 - 0.10), (0.0, -0.375)], tol=1e-9)
+    assert close(credit.shaped_advantages([[1.0], [0.0]], [[0.1], [0.0]], [[True], [False]], "grpo"),
+                 [[1.0], [-1.0]])
+    assert close(credit.shaped_advantages([[1.0], [0.0]], [[0.1], [-0.1]], [[True], [True]], "grpo"),
+                 [[1.1], [-1.1]])
+    assert close(credit.shaped_advantages([[1.0]], [[0.1]], [[True]], "none"), [[1.1]])

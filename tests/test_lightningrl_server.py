@@ -96,13 +96,13 @@ def test_queued_group_through_the_server_and_cli(tracer, client, lightning_serve
         assert t.group_id == "grp" and t.task_id == "t1"
         air = 0.15 if t.step_index == 0 else 0.0  # tool_ok + args_valid on the call that used the tool
         assert t.reward == pytest.approx(rewards[t.rollout_id] + air)
-        # outcomes 1 and 0: mean 0.5, std 0.5; AIR is added unnormalised on the call it fired for
-        assert t.advantage == pytest.approx((rewards[t.rollout_id] - 0.5) / 0.5 + air)
+        # outcomes 1 and 0: mean 0.5, std 0.5; AIR, the same on both tool calls, centres to 0
+        assert t.advantage == pytest.approx((rewards[t.rollout_id] - 0.5) / 0.5)
 
     winner = next(r for r, v in rewards.items() if v == 1.0)
     assert main(["transitions", winner, "--endpoint", lightning_server.address, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert [t["advantage"] for t in out["transitions"]] == pytest.approx([1.0 + 0.15, 1.0])
+    assert [t["advantage"] for t in out["transitions"]] == pytest.approx([1.0, 1.0])
     assert out["transitions"][0]["breakdown"]["air"] == {"tool_ok": 0.1, "args_valid": 0.05}
 
     assert main(["transitions", winner, "--endpoint", lightning_server.address, "--no-air"]) == 0

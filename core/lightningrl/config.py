@@ -83,8 +83,8 @@ class LightningRLConfig:
                        ``none`` (advantage = reward). Std is the population std.
                        Statistics are over rollouts (each rollout's mean outcome return),
                        never over transitions, so many-call rollouts do not weigh more. AIR is
-                       then added to each call's advantage as it is (a shaping term: never
-                       centred or divided by the std, see ``credit.py``).
+                       a process reward kept apart: centred on the group's calls whose AIR fired,
+                       never divided by the outcome's std (see ``credit.py``).
     std_eps:           a group whose std is at most this is only mean-centred, not divided.
     ungrouped:         rollouts with neither group id nor task id: ``batch`` normalises them
                        together as one group, ``self`` makes each its own group.

@@ -101,7 +101,8 @@ def paused_gc() -> Iterator[None]:
 
 
 def assign_credit(episodes: list[_Episode], config: LightningRLConfig) -> None:
-    """reward = outcome return + AIR return; advantage = the outcome's, normalised per group, + AIR's as is."""
+    """reward = outcome return + AIR return; advantage = the outcome's, normalised per group, + AIR's, centred
+    on the group's calls whose AIR fired (``credit`` says why)."""
     groups: dict[str, list[tuple[_Episode, list[float], list[float]]]] = {}
     mode, gamma = config.credit, config.gamma
     for e in episodes:
@@ -111,7 +112,8 @@ def assign_credit(episodes: list[_Episode], config: LightningRLConfig) -> None:
             t.reward = o + s
         groups.setdefault(e.group_key, []).append((e, outcome, shaping))
     for members in groups.values():
-        advs = credit.shaped_advantages([o for _, o, _ in members], [s for _, _, s in members],
+        fired = [[bool(t.breakdown.air_signals) for t in e.transitions] for e, _, _ in members]
+        advs = credit.shaped_advantages([o for _, o, _ in members], [s for _, _, s in members], fired,
                                         config.normalizer, config.std_eps)
         for (e, _, _), a in zip(members, advs):
             for t, value in zip(e.transitions, a):
