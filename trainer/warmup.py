@@ -63,7 +63,7 @@ class WarmupConfig:
 
 @dataclass
 class WarmupResult:
-    """What the warm-up did, for the metrics log and the demo's report."""
+    """What the warm-up did (``warmup.json`` in the run directory, and the demo's report)."""
 
     rollouts: int = 0
     kept_rollouts: int = 0          # rollouts whose reward cleared min_reward
