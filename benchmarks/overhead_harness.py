@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -181,6 +182,8 @@ def lightning_exporter(workdir: Optional[str] = None, in_process: bool = False) 
 
     tmp = Path(workdir or tempfile.mkdtemp(prefix="al-overhead-"))
     with contextlib.ExitStack() as stack:
+        if workdir is None:  # registered first, so it runs last: after the server and exporter are gone
+            stack.callback(shutil.rmtree, tmp, ignore_errors=True)
         if in_process:
             from agentlightning.core.server import LightningServer, ServerConfig
             from agentlightning.core.store.sqlite import SqliteStore

@@ -165,8 +165,10 @@ def build_train_config(example: Example, config: DemoConfig, settings: dict[str,
     from agentlightning.trainer.update_config import UpdateConfig
 
     token_cap = {"max_tokens": settings["max_new_tokens"], "temperature": settings["temperature"]}
+    # A demo always starts over (never resumes), so it keeps only the live checkpoint and no optimizer state:
+    # a full SmolLM2 checkpoint with AdamW's state is ~1.6 GB, and three were kept per run.
     update = UpdateConfig(learning_rate=settings["learning_rate"], lora=settings["lora"], device=config.device,
-                          seed=config.seed)
+                          seed=config.seed, save_optimizer=False)
     lightningrl = LightningRLConfig(agents=example.train_agents, air=AirConfig(enabled=config.air))
     warmup = None
     if teacher_url:
@@ -179,6 +181,7 @@ def build_train_config(example: Example, config: DemoConfig, settings: dict[str,
                        tasks_per_step=min(settings["tasks_per_step"], len(train_tasks)),
                        workers=settings["workers"], run_dir=run_dir, model_server=model_server,
                        rollout_timeout_s=300.0, success_threshold=example.success_threshold, seed=config.seed,
+                       keep_checkpoints=1,
                        progress=config.progress, update=update, lightningrl=lightningrl, warmup=warmup)
 
 
