@@ -100,12 +100,12 @@ def table(before: EvalResult, after: Optional[EvalResult], warmed: Optional[Eval
     columns += [("after", after)] if after is not None else []
     start = warmed if warmed is not None else before
     header = f"{'held-out tasks: ' + str(before.tasks):<24}"
-    header += "".join(f"{name + ' (' + r.policy_version + ')':>18}" for name, r in columns)
+    header += "".join(f"{name + ' (' + r.policy_version + ')':>20}" for name, r in columns)
     if after is not None:
         header += f"{'RL change':>11}"
     lines = [header, "-" * len(header)]
     for title, key in rows:
-        line = f"{title:<24}" + "".join(f"{_fmt(getattr(r, key)):>18}" for _, r in columns)
+        line = f"{title:<24}" + "".join(f"{_fmt(getattr(r, key)):>20}" for _, r in columns)
         if after is not None:
             a, b = getattr(after, key), getattr(start, key)
             line += f"{_fmt(None if a is None or b is None else a - b, sign=True):>11}"
