@@ -19,14 +19,22 @@ AUTOGEN_ANSWER = "2 + 3 = 5, and the other tool failed."
 CREWAI_ANSWER = "Division by zero is undefined."
 
 
-def langchain(request: dict, api: str) -> Reply:
-    """ReAct agent: add, then divide by zero, then answer (3 LLM calls, 2 tool calls)."""
-    done = len(RequestView(request, api).tool_results)
-    if done == 0:
-        return Reply(tool_calls=[ToolCall("add", '{"a": 2, "b": 3}')], prompt_tokens=40, completion_tokens=12)
-    if done == 1:
-        return Reply(tool_calls=[ToolCall("divide", '{"a": 1, "b": 0}')], prompt_tokens=60, completion_tokens=12)
-    return Reply(LANGCHAIN_ANSWER, prompt_tokens=80, completion_tokens=14)
+def _two_tools_then_answer(first: ToolCall, second: ToolCall, answer: str) -> Script:
+    """One tool per reply: ``first``, then ``second``, then ``answer`` (3 LLM calls, 2 tool calls)."""
+    def script(request: dict, api: str) -> Reply:
+        done = len(RequestView(request, api).tool_results)
+        if done == 0:
+            return Reply(tool_calls=[first], prompt_tokens=40, completion_tokens=12)
+        if done == 1:
+            return Reply(tool_calls=[second], prompt_tokens=60, completion_tokens=12)
+        return Reply(answer, prompt_tokens=80, completion_tokens=14)
+
+    return script
+
+
+# ReAct agent: add, then divide by zero, then answer.
+langchain: Script = _two_tools_then_answer(ToolCall("add", '{"a": 2, "b": 3}'), ToolCall("divide", '{"a": 1, "b": 0}'),
+                                           LANGCHAIN_ANSWER)
 
 
 def openai_agents(request: dict, api: str) -> Reply:
@@ -38,14 +46,9 @@ def openai_agents(request: dict, api: str) -> Reply:
                  prompt_token_ids=list(range(40)), token_ids=list(range(12)), logprobs=[-0.1] * 12)
 
 
-def autogen(request: dict, api: str) -> Reply:
-    """One tool per reply: add, then a failing tool, then the answer (3 LLM calls, 2 tool calls)."""
-    done = len(RequestView(request, api).tool_results)
-    if done == 0:
-        return Reply(tool_calls=[ToolCall("add", '{"a": 2, "b": 3}')], prompt_tokens=40, completion_tokens=12)
-    if done == 1:
-        return Reply(tool_calls=[ToolCall("explode", '{"reason": "x"}')], prompt_tokens=60, completion_tokens=12)
-    return Reply(AUTOGEN_ANSWER, prompt_tokens=80, completion_tokens=14)
+# AutoGen: add, then a tool that fails, then answer.
+autogen: Script = _two_tools_then_answer(ToolCall("add", '{"a": 2, "b": 3}'), ToolCall("explode", '{"reason": "x"}'),
+                                         AUTOGEN_ANSWER)
 
 
 crewai: Script = route_by_system({  # two agents, each: tool call then answer (4 LLM calls, 2 tool calls)
