@@ -181,8 +181,8 @@ def build_train_config(example: Example, config: DemoConfig, settings: dict[str,
                        tasks_per_step=min(settings["tasks_per_step"], len(train_tasks)),
                        workers=settings["workers"], run_dir=run_dir, model_server=model_server,
                        rollout_timeout_s=300.0, success_threshold=example.success_threshold, seed=config.seed,
-                       keep_checkpoints=1,
-                       progress=config.progress, update=update, lightningrl=lightningrl, warmup=warmup)
+                       keep_checkpoints=1, progress=config.progress, update=update, lightningrl=lightningrl,
+                       warmup=warmup)
 
 
 def run_demo(config: DemoConfig) -> DemoResult:

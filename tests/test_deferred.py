@@ -24,7 +24,6 @@ def test_items_are_applied_in_order_off_the_calling_thread():
     assert "test-worker" in threads
 
 
-
 def test_a_kick_has_the_thread_handle_the_queue_now():
     """A run's end kicks the worker: its items are applied on the worker's thread at once, not at its next
     look (here an hour away), and the kicking thread does none of the work."""
@@ -45,6 +44,7 @@ def test_a_kick_has_the_thread_handle_the_queue_now():
     assert done.wait(5)
     assert applied_on == ["kicked-worker"] * 3
     worker.kick()  # nothing queued: a no-op
+
 
 def test_backlog_is_bounded_and_errors_are_counted():
     gate = threading.Event()

@@ -106,8 +106,9 @@ def assign_credit(episodes: list[_Episode], config: LightningRLConfig) -> None:
     groups: dict[str, list[tuple[_Episode, list[float], list[float]]]] = {}
     mode, gamma = config.credit, config.gamma
     for e in episodes:
-        outcome = credit.rewards(mode, gamma, e.final, [0.0] * len(e.air), e.steps)
-        shaping = credit.rewards(mode, gamma, None, e.air) if any(e.air) else [0.0] * len(e.air)
+        no_air = [0.0] * len(e.air)
+        outcome = credit.rewards(mode, gamma, e.final, no_air, e.steps)
+        shaping = credit.rewards(mode, gamma, None, e.air) if any(e.air) else no_air
         for t, o, s in zip(e.transitions, outcome, shaping):
             t.reward = o + s
         groups.setdefault(e.group_key, []).append((e, outcome, shaping))
