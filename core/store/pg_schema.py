@@ -1,10 +1,6 @@
-"""PostgreSQL schema, SQL column lists and row converters for core/store/postgres.py."""
+"""PostgreSQL schema and span column lists for core/store/postgres.py (rollout and attempt columns and
+row converters are shared with SQLite: core/store/lifecycle.py)."""
 from __future__ import annotations
-
-import json
-from typing import Any, Sequence
-
-from agentlightning.v1 import rollouts_pb2
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -42,11 +38,6 @@ SPAN_STAGE = ("CREATE TEMP TABLE IF NOT EXISTS span_stage (ord INTEGER, trace_id
               " data BYTEA) ON COMMIT DELETE ROWS")
 SPAN_TYPES = ["int4", "bytea", "bytea", "text", "text", "int4", "int8", "text", "int8", "bytea"]
 SPAN_COLUMNS = "trace_id, span_id, rollout_id, attempt_id, kind, start_ns, producer_id, seq, data"
-ROLLOUT_COLUMNS = ("rollout_id, task_id, group_id, input_json, metadata_json, mode, status, max_attempts,"
-                   " heartbeat_timeout_s, attempt_count, current_attempt_id, has_final_reward, final_reward,"
-                   " error, created_ns, updated_ns")
-ATTEMPT_COLUMNS = "attempt_id, rollout_id, number, worker_id, status, start_ns, end_ns, last_heartbeat_ns, error"
-A_COLUMNS = ", ".join("a." + c.strip() for c in ATTEMPT_COLUMNS.split(","))
 INT64 = 1 << 63
 
 
@@ -59,20 +50,3 @@ def pg_text(value: str) -> str:
     """PostgreSQL text cannot hold NUL; user-supplied strings (errors, worker ids) may."""
     return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
-
-def rollout_from_row(row: Sequence[Any]) -> rollouts_pb2.Rollout:
-    (rollout_id, task_id, group_id, input_json, metadata_json, mode, status, max_attempts, timeout_s,
-     attempt_count, current_attempt_id, has_final_reward, final_reward, error, created_ns, updated_ns) = row
-    return rollouts_pb2.Rollout(
-        rollout_id=rollout_id, task_id=task_id, group_id=group_id, input_json=input_json,
-        metadata=json.loads(metadata_json), mode=mode, status=status, max_attempts=max_attempts,
-        heartbeat_timeout_s=timeout_s, attempt_count=attempt_count, current_attempt_id=current_attempt_id,
-        has_final_reward=has_final_reward, final_reward=final_reward, error=error,
-        created_unix_nano=created_ns, updated_unix_nano=updated_ns)
-
-
-def attempt_from_row(row: Sequence[Any]) -> rollouts_pb2.Attempt:
-    attempt_id, rollout_id, number, worker_id, status, start_ns, end_ns, hb_ns, error = row
-    return rollouts_pb2.Attempt(
-        attempt_id=attempt_id, rollout_id=rollout_id, number=number, worker_id=worker_id, status=status,
-        start_time_unix_nano=start_ns, end_time_unix_nano=end_ns, last_heartbeat_unix_nano=hb_ns, error=error)

@@ -10,7 +10,6 @@ cancel, heartbeat and expiry on different replicas cannot deadlock or act twice.
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
 import weakref
@@ -22,10 +21,12 @@ from psycopg import errors as pg_errors
 from agentlightning.core import ids
 from agentlightning.core import rollout_states as states
 from agentlightning.core.auth import TokenRecord
-from agentlightning.core.store.base import AttemptNotActive, NotFound, SpanRecord, Store, StoreError, StoreUnavailable
+from agentlightning.core.store import lifecycle
+from agentlightning.core.store.base import NotFound, SpanRecord, Store, StoreError, StoreUnavailable
+from agentlightning.core.store.lifecycle import (
+    A_COLUMNS, ATTEMPT_COLUMNS, ROLLOUT_COLUMNS, attempt_from_row, rollout_from_row)
 from agentlightning.core.store.pg_schema import (
-    A_COLUMNS, ATTEMPT_COLUMNS, ROLLOUT_COLUMNS, SCHEMA, SCHEMA_LOCK, SCHEMA_VERSION, SPAN_COLUMNS, SPAN_STAGE,
-    SPAN_TYPES, attempt_from_row, pg_text, rollout_from_row, to_int64)
+    SCHEMA, SCHEMA_LOCK, SCHEMA_VERSION, SPAN_COLUMNS, SPAN_STAGE, SPAN_TYPES, pg_text, to_int64)
 from agentlightning.v1 import resources_pb2, rollouts_pb2, spans_pb2
 
 # Errors that mean "the database cannot take this write now", as opposed to a bad request.
@@ -218,10 +219,8 @@ class PostgresStore(Store):
                 conn.execute(
                     f"INSERT INTO rollouts ({ROLLOUT_COLUMNS}) VALUES"
                     " (%s,%s,%s,%s,%s,%s,%s,%s,%s,0,'',FALSE,0,'',%s,%s) ON CONFLICT (rollout_id) DO NOTHING",
-                    (rollout_id, spec.task_id, spec.group_id, spec.input_json or "null",
-                     json.dumps(dict(spec.metadata)), pg_text(spec.mode or "train"), states.QUEUED,
-                     spec.max_attempts or self.default_max_attempts,
-                     spec.heartbeat_timeout_s or self.default_heartbeat_timeout_s, now, now))
+                    lifecycle.new_rollout_row(spec, rollout_id, self.default_max_attempts,
+                                              self.default_heartbeat_timeout_s, now, text=pg_text))
                 out.append(self._get_rollout(conn, rollout_id))
         return out
 
@@ -252,8 +251,7 @@ class PostgresStore(Store):
         now = time.time_ns()
         with self._transaction() as conn:
             attempt, rollout = self._lock_attempt(conn, attempt_id)
-            active = (attempt.status == states.RUNNING and attempt.worker_id == pg_text(worker_id)
-                      and rollout.current_attempt_id == attempt_id)
+            active = lifecycle.is_active(attempt, rollout, pg_text(worker_id))
             if active:
                 conn.execute("UPDATE attempts SET last_heartbeat_ns=%s WHERE attempt_id=%s", (now, attempt_id))
         return rollouts_pb2.HeartbeatResponse(active=active, rollout_status=rollout.status)
@@ -263,35 +261,25 @@ class PostgresStore(Store):
                         final_reward: Optional[float] = None) -> None:
         conn.execute("UPDATE attempts SET status=%s, end_ns=%s, error=%s WHERE attempt_id=%s",
                      (status, now, error, attempt.attempt_id))
-        if status == states.SUCCEEDED:
-            new_status = states.SUCCEEDED
-        else:
-            new_status = states.after_failed_attempt(attempt.number, rollout.max_attempts, timed_out)
-        states.check_transition(rollout.status, new_status)
-        if new_status in (states.FAILED, states.TIMED_OUT):
-            error = f"attempt {attempt.number}/{rollout.max_attempts}: {error}"
-        has_reward = final_reward is not None
+        new_status, rollout_error = lifecycle.attempt_end(attempt, rollout, status, error, timed_out)
+        has_reward, reward = lifecycle.reward_columns(final_reward)
         conn.execute(
             "UPDATE rollouts SET status=%s, error=%s, updated_ns=%s,"
             " has_final_reward = has_final_reward OR %s,"
             " final_reward = CASE WHEN %s THEN %s ELSE final_reward END,"
             " current_attempt_id = CASE WHEN %s THEN '' ELSE current_attempt_id END WHERE rollout_id=%s",
-            (new_status, error, now, has_reward, has_reward, final_reward if has_reward else 0.0,
-             new_status == states.QUEUED, attempt.rollout_id))
+            (new_status, rollout_error, now, has_reward, has_reward, reward, new_status == states.QUEUED,
+             attempt.rollout_id))
 
     def complete(self, attempt_id: str, worker_id: str, success: bool,
                  final_reward: Optional[float], error: str) -> rollouts_pb2.Rollout:
         now = time.time_ns()
         with self._transaction() as conn:
             attempt, rollout = self._lock_attempt(conn, attempt_id)
-            if (attempt.status != states.RUNNING or attempt.worker_id != pg_text(worker_id)
-                    or rollout.current_attempt_id != attempt_id):
-                raise AttemptNotActive(
-                    f"attempt {attempt_id!r} is not running for worker {worker_id!r} "
-                    f"(attempt {states.name(attempt.status)}, rollout {states.name(rollout.status)})")
-            status = states.SUCCEEDED if success else states.FAILED
-            self._finish_attempt(conn, attempt, rollout, status, "" if success else pg_text(error or "failed"), now,
-                                 timed_out=False, final_reward=final_reward)
+            lifecycle.ensure_active(attempt, rollout, pg_text(worker_id))
+            status, attempt_error = lifecycle.completion(success, pg_text(error))
+            self._finish_attempt(conn, attempt, rollout, status, attempt_error, now, timed_out=False,
+                                 final_reward=final_reward)
             return self._get_rollout(conn, attempt.rollout_id)
 
     def cancel(self, rollout_id: str) -> rollouts_pb2.Rollout:
@@ -318,8 +306,8 @@ class PostgresStore(Store):
                 " ORDER BY r.queue_seq FOR UPDATE OF r, a SKIP LOCKED", (states.RUNNING, now_ns)).fetchall()
             for row in rows:
                 attempt, timeout_s, rollout = attempt_from_row(row[:9]), row[9], rollout_from_row(row[10:])
-                self._finish_attempt(conn, attempt, rollout, states.TIMED_OUT,
-                                     f"timed out: no heartbeat for {timeout_s:g}s", now_ns, timed_out=True)
+                self._finish_attempt(conn, attempt, rollout, states.TIMED_OUT, lifecycle.expiry_error(timeout_s),
+                                     now_ns, timed_out=True)
                 affected.append(attempt.rollout_id)
         return affected
 

@@ -3,7 +3,6 @@ processes). Schema in sqlite_schema.py, the span bulk insert in sqlite_spans.py,
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
 import threading
 import time
@@ -13,8 +12,8 @@ from typing import Callable, Iterator, Optional, Sequence
 from agentlightning.core import ids
 from agentlightning.core.auth import TokenRecord
 from agentlightning.core import rollout_states as states
+from agentlightning.core.store import lifecycle
 from agentlightning.core.store.base import (
-    AttemptNotActive,
     NotFound,
     SpanRecord,
     Store,
@@ -22,7 +21,8 @@ from agentlightning.core.store.base import (
     StoreUnavailable,
 )
 from agentlightning.core.store.sqlite_durability import WalSync
-from agentlightning.core.store.sqlite_schema import ATTEMPT_COLUMNS, ROLLOUT_COLUMNS, SCHEMA
+from agentlightning.core.store.lifecycle import A_COLUMNS, ATTEMPT_COLUMNS, ROLLOUT_COLUMNS, attempt_from_row, rollout_from_row
+from agentlightning.core.store.sqlite_schema import SCHEMA
 from agentlightning.core.store.sqlite_spans import insert_all_new, insert_one_by_one, max_chunk_rows
 from agentlightning.v1 import resources_pb2, rollouts_pb2, spans_pb2
 
@@ -180,31 +180,11 @@ class SqliteStore(Store):
         return self._reader().execute("SELECT COUNT(*) FROM spans").fetchone()[0]
 
     # -- rollouts ------------------------------------------------------------------------
-    @staticmethod
-    def _rollout_from_row(row: Sequence) -> rollouts_pb2.Rollout:
-        (rollout_id, task_id, group_id, input_json, metadata_json, mode, status, max_attempts, timeout_s,
-         attempt_count, current_attempt_id, has_final_reward, final_reward, error, created_ns, updated_ns) = row
-        return rollouts_pb2.Rollout(
-            rollout_id=rollout_id, task_id=task_id, group_id=group_id, input_json=input_json,
-            metadata=json.loads(metadata_json), mode=mode, status=status, max_attempts=max_attempts,
-            heartbeat_timeout_s=timeout_s, attempt_count=attempt_count, current_attempt_id=current_attempt_id,
-            has_final_reward=bool(has_final_reward), final_reward=final_reward, error=error,
-            created_unix_nano=created_ns, updated_unix_nano=updated_ns,
-        )
-
-    @staticmethod
-    def _attempt_from_row(row: Sequence) -> rollouts_pb2.Attempt:
-        attempt_id, rollout_id, number, worker_id, status, start_ns, end_ns, hb_ns, error = row
-        return rollouts_pb2.Attempt(
-            attempt_id=attempt_id, rollout_id=rollout_id, number=number, worker_id=worker_id, status=status,
-            start_time_unix_nano=start_ns, end_time_unix_nano=end_ns, last_heartbeat_unix_nano=hb_ns, error=error,
-        )
-
     def _get_rollout(self, conn: sqlite3.Connection, rollout_id: str) -> rollouts_pb2.Rollout:
         row = conn.execute(f"SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE rollout_id=?", (rollout_id,)).fetchone()
         if row is None:
             raise NotFound(f"no rollout {rollout_id!r}")
-        return self._rollout_from_row(row)
+        return rollout_from_row(row)
 
     def enqueue(self, specs: Sequence[rollouts_pb2.RolloutSpec]) -> list[rollouts_pb2.Rollout]:
         now = time.time_ns()
@@ -218,11 +198,8 @@ class SqliteStore(Store):
                     seq += 1
                     conn.execute(
                         f"INSERT INTO rollouts({ROLLOUT_COLUMNS}, queue_seq) VALUES (?,?,?,?,?,?,?,?,?,0,'',0,0,'',?,?,?)",
-                        (rollout_id, spec.task_id, spec.group_id, spec.input_json or "null",
-                         json.dumps(dict(spec.metadata)), spec.mode or "train", states.QUEUED,
-                         spec.max_attempts or self.default_max_attempts,
-                         spec.heartbeat_timeout_s or self.default_heartbeat_timeout_s, now, now, seq),
-                    )
+                        (*lifecycle.new_rollout_row(spec, rollout_id, self.default_max_attempts,
+                                                    self.default_heartbeat_timeout_s, now), seq))
                 out.append(self._get_rollout(conn, rollout_id))
         return out
 
@@ -256,15 +233,14 @@ class SqliteStore(Store):
         row = conn.execute(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE attempt_id=?", (attempt_id,)).fetchone()
         if row is None:
             raise NotFound(f"no attempt {attempt_id!r}")
-        return self._attempt_from_row(row)
+        return attempt_from_row(row)
 
     def heartbeat(self, attempt_id: str, worker_id: str) -> rollouts_pb2.HeartbeatResponse:
         now = time.time_ns()
         with self._transaction() as conn:
             attempt = self._get_attempt(conn, attempt_id)
             rollout = self._get_rollout(conn, attempt.rollout_id)
-            active = (attempt.status == states.RUNNING and attempt.worker_id == worker_id
-                      and rollout.current_attempt_id == attempt_id)
+            active = lifecycle.is_active(attempt, rollout, worker_id)
             if active:
                 conn.execute("UPDATE attempts SET last_heartbeat_ns=? WHERE attempt_id=?", (now, attempt_id))
         return rollouts_pb2.HeartbeatResponse(active=active, rollout_status=rollout.status)
@@ -275,21 +251,16 @@ class SqliteStore(Store):
         rollout = self._get_rollout(conn, attempt.rollout_id)
         conn.execute("UPDATE attempts SET status=?, end_ns=?, error=? WHERE attempt_id=?",
                      (status, now, error, attempt.attempt_id))
-        if status == states.SUCCEEDED:
-            new_status = states.SUCCEEDED
-        else:
-            new_status = states.after_failed_attempt(attempt.number, rollout.max_attempts, timed_out)
-        states.check_transition(rollout.status, new_status)
-        if new_status in (states.FAILED, states.TIMED_OUT):
-            error = f"attempt {attempt.number}/{rollout.max_attempts}: {error}"
+        new_status, rollout_error = lifecycle.attempt_end(attempt, rollout, status, error, timed_out)
+        has_reward, reward = lifecycle.reward_columns(final_reward)
         conn.execute(
             "UPDATE rollouts SET status=?, error=?, updated_ns=?,"
             " has_final_reward=CASE WHEN ? THEN 1 ELSE has_final_reward END,"
             " final_reward=CASE WHEN ? THEN ? ELSE final_reward END,"
-            " current_attempt_id=CASE WHEN ?=? THEN '' ELSE current_attempt_id END"
+            " current_attempt_id=CASE WHEN ? THEN '' ELSE current_attempt_id END"
             " WHERE rollout_id=?",
-            (new_status, error, now, final_reward is not None, final_reward is not None,
-             final_reward if final_reward is not None else 0.0, new_status, states.QUEUED, attempt.rollout_id))
+            (new_status, rollout_error, now, has_reward, has_reward, reward, new_status == states.QUEUED,
+             attempt.rollout_id))
 
     def complete(self, attempt_id: str, worker_id: str, success: bool,
                  final_reward: Optional[float], error: str) -> rollouts_pb2.Rollout:
@@ -297,14 +268,9 @@ class SqliteStore(Store):
         with self._transaction() as conn:
             attempt = self._get_attempt(conn, attempt_id)
             rollout = self._get_rollout(conn, attempt.rollout_id)
-            if (attempt.status != states.RUNNING or attempt.worker_id != worker_id
-                    or rollout.current_attempt_id != attempt_id):
-                raise AttemptNotActive(
-                    f"attempt {attempt_id!r} is not running for worker {worker_id!r} "
-                    f"(attempt {states.name(attempt.status)}, rollout {states.name(rollout.status)})")
-            status = states.SUCCEEDED if success else states.FAILED
-            self._finish_attempt(conn, attempt, status, "" if success else (error or "failed"), now,
-                                 timed_out=False, final_reward=final_reward)
+            lifecycle.ensure_active(attempt, rollout, worker_id)
+            status, attempt_error = lifecycle.completion(success, error)
+            self._finish_attempt(conn, attempt, status, attempt_error, now, timed_out=False, final_reward=final_reward)
             return self._get_rollout(conn, attempt.rollout_id)
 
     def cancel(self, rollout_id: str) -> rollouts_pb2.Rollout:
@@ -324,15 +290,15 @@ class SqliteStore(Store):
         affected = []
         with self._transaction() as conn:
             rows = conn.execute(
-                f"SELECT {', '.join('a.' + c.strip() for c in ATTEMPT_COLUMNS.split(','))}, r.heartbeat_timeout_s"
+                f"SELECT {A_COLUMNS}, r.heartbeat_timeout_s"
                 " FROM attempts a JOIN rollouts r ON r.rollout_id = a.rollout_id"
                 " WHERE a.status=? AND a.last_heartbeat_ns + CAST(r.heartbeat_timeout_s * 1e9 AS INTEGER) < ?",
                 (states.RUNNING, now_ns)).fetchall()
             for row in rows:
-                attempt = self._attempt_from_row(row[:-1])
+                attempt = attempt_from_row(row[:-1])
                 timeout_s = row[-1]
-                self._finish_attempt(conn, attempt, states.TIMED_OUT,
-                                     f"timed out: no heartbeat for {timeout_s:g}s", now_ns, timed_out=True)
+                self._finish_attempt(conn, attempt, states.TIMED_OUT, lifecycle.expiry_error(timeout_s), now_ns,
+                                     timed_out=True)
                 affected.append(attempt.rollout_id)
         return affected
 
@@ -352,12 +318,12 @@ class SqliteStore(Store):
         rows = self._reader().execute(
             f"SELECT {ROLLOUT_COLUMNS} FROM rollouts {clause} ORDER BY created_ns, queue_seq LIMIT ? OFFSET ?",
             (*args, limit, offset)).fetchall()
-        return [self._rollout_from_row(r) for r in rows]
+        return [rollout_from_row(r) for r in rows]
 
     def list_attempts(self, rollout_id: str) -> list[rollouts_pb2.Attempt]:
         rows = self._reader().execute(
             f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE rollout_id=? ORDER BY number", (rollout_id,)).fetchall()
-        return [self._attempt_from_row(r) for r in rows]
+        return [attempt_from_row(r) for r in rows]
 
     def attempt_owners(self, rollout_ids: Sequence[str]) -> dict[str, dict[str, str]]:
         owners: dict[str, dict[str, str]] = {}

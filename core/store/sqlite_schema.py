@@ -1,4 +1,4 @@
-"""SQLite schema and SQL column lists for core/store/sqlite.py."""
+"""SQLite schema for core/store/sqlite.py (the column lists are shared: core/store/lifecycle.py)."""
 from __future__ import annotations
 
 SCHEMA = """
@@ -63,10 +63,3 @@ CREATE TABLE IF NOT EXISTS resources (
     data BLOB NOT NULL
 );
 """
-
-ROLLOUT_COLUMNS = (
-    "rollout_id, task_id, group_id, input_json, metadata_json, mode, status, max_attempts,"
-    " heartbeat_timeout_s, attempt_count, current_attempt_id, has_final_reward, final_reward, error,"
-    " created_ns, updated_ns"
-)
-ATTEMPT_COLUMNS = "attempt_id, rollout_id, number, worker_id, status, start_ns, end_ns, last_heartbeat_ns, error"
