@@ -4,6 +4,7 @@ Crew -> AGENT (root, under the active rollout/span at kickoff), task -> CHAIN, a
 (its role is the agent name its LLM and tool spans carry), LLM call -> LLM, tool usage -> TOOL.
 CrewAI runs sync handlers on a thread pool, so parents come from the ids the events carry (see
 ``linker``), not from the order handlers happen to run in. Every handler swallows its own errors.
+Tool events are handled in ``tool_events`` (mixed in), matching tool runs to the model's requested calls.
 
 The handlers CrewAI calls only note the event (one append); the spans are built later, in batches, by
 a ``core.deferred`` worker: when the crew's kickoff completes (on CrewAI's pool thread, after CrewAI
@@ -35,12 +36,13 @@ from crewai.events.types.tool_usage_events import (
 
 from agentlightning.core import api
 from agentlightning.core.deferred import DeferredWorker
-from agentlightning.core.kinds import SpanKind, ToolOutcome
+from agentlightning.core.kinds import SpanKind
 from agentlightning.core.tracer import ActiveSpan, Tracer
 from agentlightning.integrations.crewai import mapping
 from agentlightning.integrations.crewai.calls import ToolCallBook
 from agentlightning.integrations.crewai.events import scope_event_classes
 from agentlightning.integrations.crewai.linker import SpanLinker
+from agentlightning.integrations.crewai.tool_events import ToolEventHandlers, agent_keys
 
 logger = logging.getLogger("agentlightning.integrations.crewai")
 
@@ -52,17 +54,7 @@ def _clip(value: Any) -> str:
     return mapping.text_of(value)[:_MAX_ATTR]
 
 
-def _agent_keys(event: Any) -> tuple:
-    """Fallback parents for an LLM/tool event whose scope never showed: its agent run, else its task."""
-    keys = []
-    if event.agent_id:
-        keys.append(("agent", event.agent_id, event.task_id))
-    if event.task_id:
-        keys.append(("task", event.task_id))
-    return tuple(keys)
-
-
-class AgentLightningListener(BaseEventListener):
+class AgentLightningListener(ToolEventHandlers, BaseEventListener):
     """Registers on ``crewai_event_bus`` when constructed; ``close()`` unregisters.
 
     ``tracer`` defaults to the process-wide one (``agentlightning.core.api.get_tracer()``) at each span.
@@ -267,7 +259,7 @@ class AgentLightningListener(BaseEventListener):
 
     def _on_scope_start(self, source: Any, event: Any) -> None:
         try:
-            self.linker.start(event.event_id, event.parent_event_id, None, fallback=_agent_keys(event),
+            self.linker.start(event.event_id, event.parent_event_id, None, fallback=agent_keys(event),
                               tag=event.type)
         except Exception:
             logger.debug("scope start not recorded", exc_info=True)
@@ -287,7 +279,7 @@ class AgentLightningListener(BaseEventListener):
                     self._llm_starts.pop(next(iter(self._llm_starts)), None)
             model = event.model or "llm"
             self._start(event, f"chat {model}", SpanKind.LLM, event.agent_role,
-                        fallback=_agent_keys(event), fill=lambda span: mapping.fill_request(span.proto.llm, event))
+                        fallback=agent_keys(event), fill=lambda span: mapping.fill_request(span.proto.llm, event))
         except Exception:
             logger.debug("llm start not recorded", exc_info=True)
 
@@ -327,90 +319,3 @@ class AgentLightningListener(BaseEventListener):
             self._end(event, fill, started_id=started_id)
         except Exception:
             logger.debug("llm end not recorded", exc_info=True)
-
-    # -- tools ---------------------------------------------------------------------------------------
-    def _on_tool_start(self, source: Any, event: Any) -> None:
-        try:
-            scope = event.parent_event_id
-
-            def fill(span: ActiveSpan) -> None:
-                requested = self.calls.take_requested(scope, event.tool_name, event.tool_args)
-                mapping.fill_tool_start(span.proto.tool, event, requested)
-                if event.run_attempts:
-                    span.set_attribute("crewai.tool.run_attempts", int(event.run_attempts))
-
-            self._start(event, event.tool_name or "tool", SpanKind.TOOL, event.agent_role,
-                        fallback=_agent_keys(event), fill=fill)
-        except Exception:
-            logger.debug("tool start not recorded", exc_info=True)
-
-    def _on_tool_end(self, source: Any, event: Any) -> None:
-        try:
-            failure_event = self.calls.tool_ended(event.event_id)
-            if failure_event is not None:  # it waited as a possible call of its own: it was not
-                self.linker.discard(failure_event.event_id)
-            scope = event.parent_event_id
-            is_error = isinstance(event, ToolUsageErrorEvent)
-
-            def fill(span: ActiveSpan) -> None:
-                tool = span.proto.tool
-                if not tool.call_id:  # the LLM's completion was handled after our start
-                    requested = self.calls.take_requested(scope, event.tool_name, event.tool_args)
-                    if requested is not None:
-                        mapping.fill_tool_start(tool, event, requested)
-                if is_error:
-                    tool.outcome = mapping.error_outcome(event.error)
-                    tool.error_message = str(event.error)[:8192]
-                    span.record_error(event.error if isinstance(event.error, BaseException) else str(event.error))
-                    return
-                tool.result = mapping.text_of(event.output)
-                if event.from_cache:
-                    span.set_attribute("crewai.tool.from_cache", True)
-                failure = event.failure
-                if failure is None:
-                    tool.outcome = ToolOutcome.OK
-                else:
-                    tool.outcome = mapping.failure_outcome(failure)
-                    tool.error_message = mapping.failure_message(failure)
-                    span.record_error(tool.error_message, error_type=mapping.failure_reason(failure))
-
-            self._end(event, fill)
-        except Exception:
-            logger.debug("tool end not recorded", exc_info=True)
-
-    def _on_tool_failure(self, source: Any, event: Any) -> None:
-        """A failure reported without a tool run (unparseable arguments, unknown tool) is a TOOL span of
-        its own. One that follows a tool's end event is already that span's outcome. Which it is depends on
-        an event another handler may not have seen yet, so the span is opened now (in order) and either
-        discarded when that tool end shows up, or ended when its scope closes."""
-        try:
-            if self.calls.follows_tool_end(event.previous_event_id or ""):  # usual: its end came first
-                return
-            failure = event.failure
-            scope = event.parent_event_id
-
-            def fill(span: ActiveSpan) -> None:
-                requested = self.calls.take_requested(scope, event.tool_name, event.tool_args)
-                mapping.fill_tool_start(span.proto.tool, event, requested)
-                if requested is not None:  # the model's raw string, not CrewAI's echo of it
-                    span.proto.tool.arguments_valid = mapping.raw_arguments(requested[2])[1]
-                tool = span.proto.tool
-                tool.outcome = mapping.failure_outcome(failure)
-                tool.error_message = mapping.failure_message(failure)
-                span.record_error(tool.error_message, error_type=mapping.failure_reason(failure))
-
-            self._start(event, event.tool_name or "tool", SpanKind.TOOL, event.agent_role,
-                        fallback=_agent_keys(event), fill=fill)
-            if not self.calls.add_failure(event):
-                self.linker.discard(event.event_id)
-        except Exception:
-            logger.debug("tool failure not recorded", exc_info=True)
-
-    def _on_scope_end(self, scope_id: str) -> None:
-        """A scope closed: end its tool-failure spans that had no tool run; forget its unanswered calls."""
-        for event in self.calls.close_scope(scope_id):
-            self.linker.end(event.event_id, None, mapping.time_ns(event.timestamp))
-
-    def _flush_failures(self) -> None:
-        for event in self.calls.close_all_failures():
-            self.linker.end(event.event_id, None, mapping.time_ns(event.timestamp))
