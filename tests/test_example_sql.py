@@ -193,6 +193,8 @@ pytest.importorskip("langchain_openai")
 from agentlightning.core.lightningrl import LightningRLConfig, build_transitions, load_from_client  # noqa: E402
 from agentlightning.core.runner import Runner  # noqa: E402
 from agentlightning.examples.sql.agent import extract_sql, parse_verdict, solve  # noqa: E402
+from agentlightning.examples.sql.prompts import rewriter_messages, writer_messages  # noqa: E402
+from agentlightning.examples.sql.teacher import teacher_script  # noqa: E402
 from agentlightning.testing.scripted_llm import Reply, RequestView, ScriptedLLMServer  # noqa: E402
 from agentlightning.v1 import spans_pb2  # noqa: E402
 
@@ -296,6 +298,39 @@ def test_scripted_run_trains_writer_and_rewriter_only(global_tracer, client, spi
     assert [t.breakdown.air for t in batch] == [{"tool_error": -0.10}, {"tool_ok": 0.10}]
     assert [round(t.reward, 10) for t in batch] == [reward_value - 0.1, reward_value + 0.1]
     assert batch.reports[0].reasons == []
+
+
+# -- the warm-up teacher --------------------------------------------------------------------------
+def test_teacher_plays_the_gold_query_through_the_real_graph(global_tracer, client, spider_dir):
+    task = load_spider(spider_dir)[0]
+    with ScriptedLLMServer(teacher_script([task])) as teacher:
+        model = SimpleNamespace(base_url=teacher.base_url, api_key="dummy", model="teacher")
+        (result,) = run_rollouts(client, global_tracer, [task], model, group_id="teacher")
+        with pytest.raises(Exception):  # a question it has no gold query for: HTTP 500, said so
+            solve(dict(task, question="How old is the oldest customer?"), model)
+        assert any("no gold query for 'How old is the oldest customer?'" in (c.error or "") for c in teacher.calls)
+    assert result.final_reward == 1.0
+    assert llm_agents(client, result.rollout_id) == ["writer", "checker"]  # CORRECT: no rewrite
+    assert [c.reply.content for c in teacher.calls[:2]] == [GOLD + ";", "CORRECT"]
+    batch = build_transitions(load_from_client(client, [result.rollout_id]),
+                              LightningRLConfig(agents=EXAMPLE.train_agents, tokenizer=WordTokenizer()))
+    assert [t.agent_name for t in batch] == ["writer"]  # what the warm-up clones: the writer's call
+
+
+def test_teacher_answers_the_rewriter_and_every_generated_task(tmp_path):
+    from langchain_core.messages import convert_to_openai_messages
+
+    files = generate(tmp_path / "sql", 40, 0, 5)
+    tasks = EXAMPLE.load(files["train"])
+    script = teacher_script(tasks)
+    for task in tasks:
+        state = {"question": task["question"], "schema": task["schema"], "sql": "SELECT 1", "error": "boom",
+                 "feedback": "WRONG"}
+        for messages in (writer_messages(state), rewriter_messages(state)):
+            reply = script({"messages": convert_to_openai_messages(messages)}, "chat")
+            assert reply.content.endswith(";") and EXAMPLE.reward(extract_sql(reply.content), task) == 1.0
+    with pytest.raises(LookupError, match="not a request of the SQL graph"):
+        script({"messages": [{"role": "system", "content": "You are a poet."}]}, "chat")
 
 
 # -- against the CPU model server with the tiny random model -----------------------------------------

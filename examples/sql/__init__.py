@@ -18,6 +18,7 @@ from agentlightning.examples.base import Example
 from agentlightning.examples.sql.execution import execution_match
 from agentlightning.examples.sql.generate import generate
 from agentlightning.examples.sql.spider import load_spider
+from agentlightning.examples.sql.teacher import teacher_script
 
 
 def reward(prediction: Any, task: dict[str, Any]) -> float:
@@ -38,7 +39,9 @@ EXAMPLE = Example(
     # tokens with the schema and few-shot turns), SQL cut at ';' (<= 48 new tokens; the generated
     # gold queries are shorter), 16 rollouts a step.
     defaults={"steps": 8, "group_size": 4, "tasks_per_step": 4, "n_train": 64, "n_test": 16, "workers": 4,
-              "max_turns": 1, "max_new_tokens": 48, "temperature": 1.0, "learning_rate": 2e-5},
+              "max_turns": 1, "max_new_tokens": 48, "temperature": 1.0, "learning_rate": 2e-5,
+              "warmup": True, "warmup_tasks": 32, "warmup_epochs": 2},
+    teacher=teacher_script,
 )
 
 __all__ = ["EXAMPLE", "execution_match", "generate", "load_spider", "reward"]
