@@ -30,6 +30,7 @@ from agentlightning.examples.rag import agent as rag_agent  # noqa: E402
 from agentlightning.examples.rag.data import MusiqueFormatError, load, to_task  # noqa: E402
 from agentlightning.examples.rag.generate import generate_records  # noqa: E402
 from agentlightning.examples.rag.retrieval import BM25Index, tokenize  # noqa: E402
+from agentlightning.examples.rag.teacher import hop_titles, teacher_script  # noqa: E402
 from agentlightning.examples.rag.reward import (  # noqa: E402
     extract_answer, normalize_answer, reward, score, token_f1,
 )
@@ -82,11 +83,12 @@ def test_loader_reads_official_musique_files(tmp_path: Path) -> None:
     assert task == {
         "task_id": "2hop__460946_294723", "question": "Who is the spouse of the Green performer?",
         "answer": "Miquette Giraudy", "answer_aliases": ["Miquette"], "answerable": True, "hops": 2,
-        "supporting_idx": [1, 2],
+        "supporting_idx": [1, 2], "hop_support_idx": [1, 2],
         "paragraphs": [{"idx": p["idx"], "title": p["title"], "paragraph_text": p["paragraph_text"]}
                        for p in OFFICIAL["paragraphs"]],  # no is_supporting: the agent must not see it
     }
     assert task3["hops"] == 3  # from the id when there is no decomposition
+    assert task3["hop_support_idx"] == []
     assert [t["task_id"] for t in load(path, include_unanswerable=True)] == ["2hop__460946_294723", "2hop__1_2",
                                                                              "3hop1__1_2_3"]
     json.dumps(task)  # a task input travels as JSON
@@ -278,6 +280,24 @@ def test_agent_retrieves_twice_and_answers(final: str, expected: float, global_t
     prompts = [list(t.prompt_token_ids) for t in batch]
     assert all(len(a) < len(b) for a, b in zip(prompts, prompts[1:]))  # the conversation grows
     assert all(t.response_token_ids for t in batch)
+
+
+def test_teacher_walks_every_hop_through_the_real_agent(global_tracer: Tracer, client: Any) -> None:
+    records = generate_records(6, seed=3, n_paragraphs=10, three_hop_fraction=0.5)
+    tasks = [to_task(r) for r in records]
+    assert {t["hops"] for t in tasks} == {2, 3}
+    for record, task in zip(records, tasks):  # the hop order is the decomposition's, not the paragraphs'
+        assert hop_titles(task) == [task["paragraphs"][d["paragraph_support_idx"]]["title"]
+                                    for d in record["question_decomposition"]]
+    with ScriptedLLMServer(teacher_script(tasks)) as teacher:
+        results = run_rollouts(client, global_tracer, tasks, ModelEndpoint(teacher.base_url, "teacher"))
+        with pytest.raises(LookupError, match="no worked path"):
+            teacher_script(tasks)({"messages": [{"role": "user", "content": "Who is Zorblax?"}]}, "chat")
+    assert [r.final_reward for r in results] == [1.0] * len(tasks)
+    hops = {t["task_id"]: t["hops"] for t in tasks}
+    for result in results:
+        tools = [s for s in client.query_spans(result.rollout_id) if s.kind == SpanKind.TOOL]
+        assert [t.tool.outcome for t in tools] == [ToolOutcome.OK] * hops[client.get_rollout(result.rollout_id).task_id]
 
 
 def test_misbehaving_model_gets_zero_reward_not_a_failed_rollout(global_tracer: Tracer, client: Any) -> None:

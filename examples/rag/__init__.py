@@ -7,6 +7,7 @@
   synthetic knowledge base, written in MuSiQue's format.
 * :mod:`.reward` — format (``Answer: ...``) 0.2 + token F1 0.8, MuSiQue/SQuAD normalisation.
 * :mod:`.retrieval` — the BM25 index.
+* :mod:`.teacher` — the warm-up teacher: retrieves each hop's paragraph by title, then gives the gold answer.
 
 Importing this package does not import the Agents SDK (the demo reads ``EXAMPLE`` without it).
 """
@@ -16,6 +17,7 @@ from agentlightning.examples.base import Example
 from agentlightning.examples.rag.data import load
 from agentlightning.examples.rag.generate import generate
 from agentlightning.examples.rag.reward import SUCCESS_THRESHOLD, reward
+from agentlightning.examples.rag.teacher import teacher_script
 
 EXAMPLE = Example(
     name="rag",
@@ -31,7 +33,9 @@ EXAMPLE = Example(
     # prompts of ~500-800 tokens (the worked example included), so fewer steps than a single-call agent; 8
     # workers keep the CPU server's batches full. top_k / max_turns are task keys the agent reads.
     defaults={"steps": 6, "group_size": 4, "tasks_per_step": 4, "n_train": 64, "n_test": 16, "workers": 8,
-              "max_new_tokens": 64, "temperature": 1.0, "learning_rate": 2e-5, "top_k": 2, "max_turns": 4},
+              "max_new_tokens": 64, "temperature": 1.0, "learning_rate": 2e-5, "top_k": 2, "max_turns": 4,
+              "warmup": True, "warmup_tasks": 16, "warmup_epochs": 2},
+    teacher=teacher_script,
 )
 
 __all__ = ["EXAMPLE"]

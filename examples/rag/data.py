@@ -14,7 +14,7 @@ object per line::
 
 A task keeps what the agent and the reward need: the question, the paragraphs (the agent's retrieval index
 is built from them: MuSiQue's distractor setting), the answer with its aliases, and for reports the hop
-count and the supporting paragraph ids. ``task_id`` is the record's ``id`` (``agentlightning train``
+count, the supporting paragraph ids and which of them each hop reads. ``task_id`` is the record's ``id`` (``agentlightning train``
 groups rollouts by it). MuSiQue-Full's unanswerable records are skipped unless asked for; the test split,
 which has no answers, is refused with a clear message.
 """
@@ -79,6 +79,9 @@ def to_task(record: dict[str, Any]) -> dict[str, Any]:
         "answerable": bool(record.get("answerable", True)),
         "hops": hops,
         "supporting_idx": [int(p.get("idx", i)) for i, p in enumerate(paragraphs) if p.get("is_supporting")],
+        # the paragraph each hop reads, in hop order (MuSiQue's decomposition; the warm-up teacher's path)
+        "hop_support_idx": [int(d["paragraph_support_idx"]) for d in decomposition
+                            if isinstance(d, dict) and d.get("paragraph_support_idx") is not None],
         "paragraphs": [{"idx": int(p.get("idx", i)), "title": str(p.get("title", "")),
                         "paragraph_text": str(p["paragraph_text"])} for i, p in enumerate(paragraphs)],
     }

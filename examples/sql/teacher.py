@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from agentlightning.examples.sql.prompts import CHECKER, REWRITER, WRITER
 from agentlightning.testing.scripted_llm import Reply, RequestView
 
 _QUERY_LINE = "\nQuery: "  # the rewriter's request goes on after the question with the query to fix
@@ -28,6 +27,9 @@ def gold_answer(query: str) -> str:
 
 def teacher_script(tasks: Iterable[dict[str, Any]]):
     """A ``ScriptedLLMServer`` script that answers each role of the SQL graph for the training tasks."""
+    # Here, not at the top: the prompts module needs LangChain, and ``examples.sql`` imports without it.
+    from agentlightning.examples.sql.prompts import CHECKER, REWRITER, WRITER
+
     by_prompt = {_key(t["schema"], t["question"]): t for t in tasks if t.get("query")}
 
     def script(request: dict, api: str) -> Reply:
