@@ -7,9 +7,10 @@ with a reward span), reads the stored bytes, then times bytes -> parsed spans ->
 transitions (tree order, agent selection, AIR, credit, group normalisation).
 
     python benchmarks/lightningrl.py [--spans 100000] [--db PATH] [--repeat 5] [--profile] [--check] [--floor]
-Target: >= 100,000 LLM spans/s. ``--floor`` times what any CPython pipeline over these stored protobuf
-spans must pay before any logic (parse, the unavoidable field reads, the output objects). ``--check`` verifies that the batch (5 configs: transitions, rewards,
-advantages, AIR breakdowns, reports) is identical to the reference implementation's.
+Target: >= 100,000 LLM spans/s. ``--check`` verifies that the batch (5 configs: transitions, rewards,
+advantages, AIR breakdowns, reports) is identical to the reference implementation's. ``--floor`` times
+what any CPython pipeline over these stored protobuf spans must pay before any logic (parse, the
+unavoidable field reads, the output objects).
 
 Measured on the project's 2-core machine while other jobs shared it (load average 3.9-4.1), best of 5:
 58,600-59,200 LLM spans/s per CPU-second with AIR (0.75 s CPU for 44,439 LLM spans out of 100,002 spans;

@@ -5,8 +5,8 @@ Three costs are timed on the same stored bytes: (1) parsing them (one upb call p
 pipeline does); (2) reading the fields a transition with AIR cannot do without (ids, parent, rollout,
 producer and sequence of every span; an LLM span's token ids, logprobs, policy version, agent,
 requested tool calls and the called tool's schema; a tool span's call id, name and outcome; a reward
-span's value: a subset of what the pipeline reads); (3) building the output objects (a ``Transition``, its ``RewardBreakdown`` and one
-``AirSignal`` per tool call outcome and one per arguments grade). No tree ordering, grouping, JSON
+span's value: a subset of what the pipeline reads); (3) building the output objects (a ``Transition``,
+its ``RewardBreakdown`` and one ``AirSignal`` per tool call outcome and one per arguments grade). No tree ordering, grouping, JSON
 parsing of arguments, schema checks, credit or normalisation is done, so the real pipeline can only be
 slower than (1) + (2) + (3).
 """

@@ -297,7 +297,8 @@ def test_teacher_walks_every_hop_through_the_real_agent(global_tracer: Tracer, c
     hops = {t["task_id"]: t["hops"] for t in tasks}
     for result in results:
         tools = [s for s in client.query_spans(result.rollout_id) if s.kind == SpanKind.TOOL]
-        assert [t.tool.outcome for t in tools] == [ToolOutcome.OK] * hops[client.get_rollout(result.rollout_id).task_id]
+        task_id = client.get_rollout(result.rollout_id).task_id
+        assert [t.tool.outcome for t in tools] == [ToolOutcome.OK] * hops[task_id]
 
 
 def test_misbehaving_model_gets_zero_reward_not_a_failed_rollout(global_tracer: Tracer, client: Any) -> None:

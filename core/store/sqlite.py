@@ -21,7 +21,8 @@ from agentlightning.core.store.base import (
     StoreUnavailable,
 )
 from agentlightning.core.store.sqlite_durability import WalSync
-from agentlightning.core.store.lifecycle import A_COLUMNS, ATTEMPT_COLUMNS, ROLLOUT_COLUMNS, attempt_from_row, rollout_from_row
+from agentlightning.core.store.lifecycle import (
+    A_COLUMNS, ATTEMPT_COLUMNS, ROLLOUT_COLUMNS, attempt_from_row, rollout_from_row)
 from agentlightning.core.store.sqlite_schema import SCHEMA
 from agentlightning.core.store.sqlite_spans import insert_all_new, insert_one_by_one, max_chunk_rows
 from agentlightning.v1 import resources_pb2, rollouts_pb2, spans_pb2

@@ -14,8 +14,8 @@ object per line::
 
 A task keeps what the agent and the reward need: the question, the paragraphs (the agent's retrieval index
 is built from them: MuSiQue's distractor setting), the answer with its aliases, and for reports the hop
-count, the supporting paragraph ids and which of them each hop reads. ``task_id`` is the record's ``id`` (``agentlightning train``
-groups rollouts by it). MuSiQue-Full's unanswerable records are skipped unless asked for; the test split,
+count, the supporting paragraph ids and which of them each hop reads. ``task_id`` is the record's ``id``
+(``agentlightning train`` groups rollouts by it). MuSiQue-Full's unanswerable records are skipped unless asked for; the test split,
 which has no answers, is refused with a clear message.
 """
 from __future__ import annotations
