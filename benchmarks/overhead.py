@@ -15,6 +15,7 @@ Target: median under 50 µs added per event.
     python benchmarks/overhead.py langchain --runs 100     # one section
     python benchmarks/overhead.py --latency-ms 10          # a model that takes 10 ms to answer
     python benchmarks/overhead.py --llm-in-process         # the old arrangement, for comparison
+    python benchmarks/overhead.py langchain --invocations 5  # the same section 5 times: is the median stable?
 
 Adding a framework: write ``benchmarks/overhead_<fw>.py`` with ``measure(runs, warmup, workdir, setup)
 -> Measurement`` (see ``overhead_langchain.py``), its model script in ``overhead_scripts.py``, and add
@@ -36,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from overhead_harness import Setup  # noqa: E402
-from overhead_report import print_report, print_summary, summarize  # noqa: E402
+from overhead_report import print_report, print_spread, print_summary, summarize  # noqa: E402
 
 # name -> "module:function" (module under benchmarks/). Imported lazily, one process per framework, so
 # frameworks never see each other (global hooks, import side effects).
@@ -84,6 +85,9 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON report per line")
     parser.add_argument("--in-process", action="store_true", help="do not fork one process per framework")
     parser.add_argument("--from-json", metavar="FILE", help="print the reports (and summary) saved by --json")
+    parser.add_argument("--invocations", type=int, default=1,
+                        help="run each section this many times, each in a fresh process, and print how far the "
+                             "median moves between them (on a shared machine: more than one CI suggests)")
     args = parser.parse_args()
     if args.from_json:
         with open(args.from_json) as f:
@@ -97,6 +101,10 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown framework(s) {unknown}; registered: {sorted(FRAMEWORKS)}")
     setup = Setup(args.latency_ms, args.llm_in_process)
+    if args.invocations > 1:
+        runs = {name: [_in_child(name, args) for _ in range(args.invocations)] for name in names}
+        print_spread(runs)
+        return int(any("error" in r for reports in runs.values() for r in reports))
     status = 0
     reports = []
     for name in names:

@@ -165,6 +165,23 @@ def print_summary(reports: list[dict[str, Any]]) -> None:
           " CPU added on the agent's thread, the framework's other threads, our threads, all of them)")
 
 
+def print_spread(runs: dict[str, list[dict[str, Any]]]) -> None:
+    """Per section, the e2e wall median (and its CI) of each fresh-process invocation, and their range: a
+    range wider than the CIs means the machine, not the sampling, limits what the figures can settle."""
+    print(f"{'section':<22}{'invocations: e2e wall median µs per event [95% CI]':<70}{'range':>8}")
+    for name, reports in runs.items():
+        cells, medians = [], []
+        for r in reports:
+            wall = r.get("e2e", {}).get("added_per_event_us", {}).get("wall") if "error" not in r else None
+            if wall is None:
+                cells.append("failed")
+                continue
+            medians.append(wall["median"])
+            cells.append(f"{wall['median']:.0f} {_ci(wall)}")
+        spread = f"{max(medians) - min(medians):.0f}" if len(medians) > 1 else ""
+        print(f"{name:<22}{'; '.join(cells):<70}{spread:>8}")
+
+
 def _ci(row: Any) -> str:
     ci = (row or {}).get("median_ci95")
     return f"[{ci[0]:.0f}, {ci[1]:.0f}]" if ci else ""

@@ -93,3 +93,14 @@ def test_langchain_section_times_every_llm_and_tool_event(tmp_path: Path) -> Non
     assert m.arms.ours_cpu_ns > 0 and "agentlightning-langchain" in m.arms.ours_by_thread_ns
     report = overhead_report.summarize(m)
     assert set(report["events"]) >= {"llm_call", "tool_call"} and report["e2e"]["events_per_run"]["llm_call"] == 3
+
+
+def test_invocations_report_how_far_the_median_moves_between_fresh_processes() -> None:
+    pytest.importorskip("agents")
+    proc = subprocess.run([sys.executable, str(BENCHMARKS / "overhead.py"), "openai_agents", "--runs", "2",
+                           "--warmup", "1", "--invocations", "2"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (row,) = [line for line in proc.stdout.splitlines() if line.startswith("openai_agents ")]
+    medians = [float(cell.split()[0]) for cell in row[22:92].split(";")]
+    assert len(medians) == 2
+    assert float(row[92:]) == pytest.approx(max(medians) - min(medians), abs=1.0)
