@@ -6,9 +6,10 @@
 
 One :class:`~agentlightning.trainer.loop.TrainingLoop` does everything: it starts the embedded
 Lightning server, the model server (CPU by default; ``device="cuda"`` or a vLLM venv for a GPU) and the
-runner processes. The untrained policy answers the held-out split first (greedy); when the example has a
-warm-up teacher (calc does: SmolLM2-135M never calls a tool on its own), the loop clones the teacher's
-demonstrations and the warmed-up policy answers the held-out split again; the loop trains for ``steps``
+runner processes. The untrained policy answers the held-out split first (greedy); when the warm-up is on
+(calc and sql by default, rag with ``warmup=True``: each has a teacher that plays its tasks' worked solutions),
+the loop clones the teacher's demonstrations and the warmed-up policy answers the held-out split again;
+the loop trains for ``steps``
 RL steps on the training split, and the trained policy answers the held-out split once more. Written
 under ``out``: ``data/`` (the generated dataset in the example's official format), ``run/`` (the loop's
 checkpoints, ``metrics.jsonl``, logs, database), ``eval.json``, ``summary.json``, ``reward_curve.png``.
