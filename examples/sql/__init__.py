@@ -9,6 +9,7 @@ Only the writer and the rewriter are trained (``train_agents="writer|rewriter"``
 are recorded but never become transitions. Reward: execution match with the gold query
 (:mod:`agentlightning.examples.sql.execution` documents the comparison).
 Optional task keys: ``max_turns`` (rewrites, default 1) and ``temperature`` (default 1.0).
+The demo warms up first on :mod:`.teacher`, which plays each training task's gold query through the graph.
 """
 from __future__ import annotations
 
