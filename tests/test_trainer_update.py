@@ -149,3 +149,34 @@ def test_kl_to_reference(tiny_path, tmp_path):
     result = updater.update(random_batch())
     assert updater.trainer.ref_model is not None
     assert result.trl_metrics["kl"] > 0.0  # later epochs moved away from the reference
+
+
+def test_token_budget_splits_micro_batches_without_changing_the_update(tiny_path, tmp_path):
+    from agentlightning.trainer.batch import Sample, micro_batches
+
+    def sample(prompt_len: int, completion_len: int) -> Sample:
+        return Sample([1] * prompt_len, [2] * completion_len, 1.0, None)
+
+    samples = [sample(p, 4) for p in (6, 6, 6, 6, 30, 60)]
+    assert [len(g) for g in micro_batches(samples, 8)] == [6]
+    # padded tokens = rows x (longest prompt + longest response): 4 x 10 fits 40, the 34 and 64 go alone
+    assert [[s.length for s in g] for g in micro_batches(samples, 8, max_tokens=40)] == [[10] * 4, [34], [64]]
+    assert [len(g) for g in micro_batches(samples, 3, max_tokens=1000)] == [3, 3]  # the sample cap still holds
+
+    # The same batch, one micro-batch of 8 or micro-batches of ~1-2 samples: the same loss and the same step.
+    # (Adam's first step is ~lr * sign(gradient), so gradient entries that are ~0 flip with float noise:
+    # the steps are compared as vectors, not element by element.)
+    batch = random_batch(seed=3)
+    steps, losses = [], []
+    for i, tokens in enumerate((None, 24)):
+        updater = PolicyUpdater(tiny_path, UpdateConfig(learning_rate=1e-2, micro_batch_size=8,
+                                                        micro_batch_tokens=tokens), output_dir=tmp_path / str(i))
+        before = torch.cat([p.detach().flatten().clone() for p in updater.unwrapped.parameters()])
+        result = updater.update(batch)
+        assert result.optimizer_steps == 1
+        losses.append(result.loss)
+        steps.append(torch.cat([p.detach().flatten() for p in updater.unwrapped.parameters()]) - before)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-6)
+    assert torch.nn.functional.cosine_similarity(steps[0], steps[1], dim=0) > 0.999
+    with pytest.raises(ValueError, match="micro_batch_tokens"):
+        UpdateConfig(micro_batch_tokens=0)

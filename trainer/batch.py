@@ -68,10 +68,29 @@ def to_samples(transitions: Iterable, max_length: Optional[int] = None,
     return samples, dropped
 
 
-def micro_batches(samples: Sequence[Sample], size: int) -> list[list[Sample]]:
-    """Split into groups of ``size``, similar lengths together so little padding is computed."""
+def micro_batches(samples: Sequence[Sample], size: int, max_tokens: Optional[int] = None) -> list[list[Sample]]:
+    """Split into groups of at most ``size`` samples, similar lengths together so little padding is computed.
+
+    With ``max_tokens``, a group also stays within that many padded tokens (rows x (longest prompt +
+    longest response)): activation memory grows with a micro-batch's tokens, and agent prompts vary
+    from 200 to thousands of tokens (``UpdateConfig.micro_batch_tokens`` has the measurement). A sample
+    longer than the budget goes alone."""
     ordered = sorted(samples, key=lambda s: s.length)
-    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+    groups: list[list[Sample]] = []
+    group: list[Sample] = []
+    longest_prompt = longest_completion = 0
+    for s in ordered:
+        prompt = max(longest_prompt, len(s.prompt_ids))
+        completion = max(longest_completion, len(s.completion_ids))
+        full = len(group) >= size or (max_tokens is not None and (len(group) + 1) * (prompt + completion) > max_tokens)
+        if group and full:
+            groups.append(group)
+            group, prompt, completion = [], len(s.prompt_ids), len(s.completion_ids)
+        group.append(s)
+        longest_prompt, longest_completion = prompt, completion
+    if group:
+        groups.append(group)
+    return groups
 
 
 def collate(samples: Sequence[Sample], pad_id: int, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:

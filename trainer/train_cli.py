@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--epochs", type=int, default=1, help="passes over each batch (default 1)")
     u.add_argument("--loss-type", default="dapo", help="TRL loss aggregation (default dapo)")
     u.add_argument("--micro-batch-size", type=int, default=8)
+    u.add_argument("--micro-batch-tokens", type=int, default=2048,
+                   help="and at most this many padded tokens per forward/backward (0: no cap; default 2048)")
     u.add_argument("--mini-batch-size", type=int, default=None, help="samples per optimizer step (default all)")
     u.add_argument("--max-length", type=int, default=None, help="truncate prompt+response to this many tokens")
     u.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -78,7 +80,8 @@ def config_from_args(args: argparse.Namespace):
 
     update = UpdateConfig(learning_rate=args.lr, lora=args.lora, lora_r=args.lora_r, lora_alpha=args.lora_alpha,
                           beta=args.beta, epsilon=args.epsilon, epochs=args.epochs, loss_type=args.loss_type,
-                          micro_batch_size=args.micro_batch_size, mini_batch_size=args.mini_batch_size,
+                          micro_batch_size=args.micro_batch_size, micro_batch_tokens=args.micro_batch_tokens or None,
+                          mini_batch_size=args.mini_batch_size,
                           max_length=args.max_length, device=args.device, seed=args.seed)
     lightningrl = LightningRLConfig(agents=args.agents, credit=args.credit, normalizer=args.normalizer,
                                     air=AirConfig(enabled=not args.no_air))

@@ -202,7 +202,7 @@ class PolicyUpdater:
         device = trainer.accelerator.device
         steps = self._optimizer_steps(samples)
         batches = [[collate(mb, self.tokenizer.pad_token_id, device)
-                    for mb in micro_batches(chunk, cfg.micro_batch_size)] for chunk in steps]
+                    for mb in micro_batches(chunk, cfg.micro_batch_size, cfg.micro_batch_tokens)] for chunk in steps]
         if trainer.beta != 0.0:
             for step_batches in batches:
                 for mb in step_batches:

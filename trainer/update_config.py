@@ -28,6 +28,11 @@ class UpdateConfig:
     epochs:             passes over the batch (PPO-style reuse; 1 = on-policy GRPO).
     mini_batch_size:    samples per optimizer step; None = the whole batch in one step.
     micro_batch_size:   samples per forward/backward (gradient accumulation inside a step).
+    micro_batch_tokens: and at most this many padded tokens per forward/backward (None = no cap): bounds
+                        activation memory when prompts are long; the gradient is the same either way.
+                        Measured (SmolLM2-135M, CPU, 48 samples of 940 tokens, one update): 8 samples per
+                        micro-batch peaked at 19.7 GB RSS in 378 s, 2 samples (this default's split) 7.0 GB
+                        in 319 s.
     max_length:         truncate prompt (from the left) + response to this many tokens; None = no cap.
     skip_zero_advantage: drop samples whose advantage is exactly 0 when beta == 0 (they add no
                         gradient; a group where every rollout scored the same is all zeros).
@@ -50,6 +55,7 @@ class UpdateConfig:
     epochs: int = 1
     mini_batch_size: Optional[int] = None
     micro_batch_size: int = 8
+    micro_batch_tokens: Optional[int] = 2048
     max_length: Optional[int] = None
     skip_zero_advantage: bool = True
     temperature: float = 1.0
@@ -74,6 +80,8 @@ class UpdateConfig:
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {self.device!r}")
         if self.epochs < 1 or self.micro_batch_size < 1:
             raise ValueError("epochs and micro_batch_size must be at least 1")
+        if self.micro_batch_tokens is not None and self.micro_batch_tokens < 1:
+            raise ValueError("micro_batch_tokens must be at least 1 (or None for no cap)")
         if self.mini_batch_size is not None and self.mini_batch_size < 1:
             raise ValueError("mini_batch_size must be at least 1 (or None for the whole batch)")
         if self.temperature <= 0:
