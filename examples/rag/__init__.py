@@ -33,8 +33,8 @@ EXAMPLE = Example(
     # prompts of ~500-800 tokens (the worked example included), so fewer steps than a single-call agent; 8
     # workers keep the CPU server's batches full. top_k / max_turns are task keys the agent reads.
     # The warm-up is opt-in (``--warmup``): measured, it lifts held-out reward 0.00 -> 0.85, but every warmed-up
-    # rollout then makes 3 calls with ~900-token prompts, and the run took 37 min with a 21.5 GB peak
-    # (docs/demo-rag), past this machine's budget for a default.
+    # rollout then makes 3 calls with ~900-token prompts, and the run took 33 min (10.6 GB peak; docs/demo-rag),
+    # past the ~15 minutes a demo default aims at.
     defaults={"steps": 6, "group_size": 4, "tasks_per_step": 4, "n_train": 64, "n_test": 16, "workers": 8,
               "max_new_tokens": 64, "temperature": 1.0, "learning_rate": 2e-5, "top_k": 2, "max_turns": 4,
               "warmup": False, "warmup_tasks": 16, "warmup_epochs": 2},
